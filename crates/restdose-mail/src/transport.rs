@@ -1,0 +1,186 @@
+//! Getting a mail out of the process.
+
+use async_trait::async_trait;
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::PoolConfig;
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use restdose_domain::Email;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::MailContent;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("mail configuration is invalid: {0}")]
+    Config(String),
+    #[error("mail could not be built: {0}")]
+    Build(String),
+    #[error("mail could not be delivered: {0}")]
+    Delivery(String),
+}
+
+/// One mail to one person. `message_id` is stable per mail so that a retried delivery can be
+/// recognised as a duplicate by the receiver.
+#[derive(Debug, Clone)]
+pub struct OutgoingMail {
+    pub to: Email,
+    pub message_id: String,
+    pub content: MailContent,
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync + 'static {
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError>;
+}
+
+fn build_message(from: &Mailbox, mail: &OutgoingMail) -> Result<Message, MailError> {
+    let to: Mailbox = mail
+        .to
+        .as_str()
+        .parse()
+        .map_err(|e: lettre::address::AddressError| MailError::Build(e.to_string()))?;
+    let mut message = Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(mail.content.subject.clone())
+        .message_id(Some(mail.message_id.clone()))
+        .multipart(MultiPart::alternative_plain_html(
+            mail.content.text.clone(),
+            mail.content.html.clone(),
+        ))
+        .map_err(|e| MailError::Build(e.to_string()))?;
+    if let Some(url) = &mail.content.unsubscribe_url {
+        // RFC 8058: a mail client may unsubscribe with one POST, without opening a page.
+        let headers = message.headers_mut();
+        headers.insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe"),
+            format!("<{url}>"),
+        ));
+        headers.insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click".to_owned(),
+        ));
+    }
+    Ok(message)
+}
+
+fn parse_from(from: &str) -> Result<Mailbox, MailError> {
+    from.parse()
+        .map_err(|e: lettre::address::AddressError| MailError::Config(format!("sender address: {e}")))
+}
+
+/// Pooled SMTP: connections are kept open between mails, which matters under load.
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl SmtpMailer {
+    /// `url` as lettre understands it: `smtp://host:port` (plain, for loopback or a relay on
+    /// the same host), `smtp://host:587?tls=required`, `smtps://user:pass@host:465`.
+    pub fn new(url: &str, from: &str, max_connections: u32) -> Result<SmtpMailer, MailError> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|e| MailError::Config(format!("SMTP URL: {e}")))?
+            .timeout(Some(Duration::from_secs(10)))
+            .pool_config(PoolConfig::new().max_size(max_connections.max(1)))
+            .build();
+        Ok(SmtpMailer {
+            transport,
+            from: parse_from(from)?,
+        })
+    }
+}
+
+#[async_trait]
+impl Mailer for SmtpMailer {
+    #[tracing::instrument(skip_all, fields(message_id = %mail.message_id))]
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
+        let message = build_message(&self.from, mail)?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| MailError::Delivery(e.to_string()))
+    }
+}
+
+/// Writes each mail as an `.eml` file: the zero-configuration default, so a developer can open
+/// the confirmation link without any mail server.
+pub struct FileMailer {
+    transport: AsyncFileTransport<Tokio1Executor>,
+    dir: PathBuf,
+    from: Mailbox,
+}
+
+impl FileMailer {
+    pub fn new(dir: &Path, from: &str) -> Result<FileMailer, MailError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| MailError::Config(format!("cannot create outbox {}: {e}", dir.display())))?;
+        Ok(FileMailer {
+            transport: AsyncFileTransport::new(dir),
+            dir: dir.to_owned(),
+            from: parse_from(from)?,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+#[async_trait]
+impl Mailer for FileMailer {
+    #[tracing::instrument(skip_all, fields(message_id = %mail.message_id))]
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
+        let message = build_message(&self.from, mail)?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| MailError::Delivery(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::content::{Template, render};
+    use restdose_domain::Lang;
+
+    #[tokio::test]
+    async fn file_mailer_writes_a_multipart_eml_with_unsubscribe_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = FileMailer::new(dir.path(), "restdose <noreply@restdose.example>").unwrap();
+        let content = render(
+            Lang::De,
+            &Template::AlreadyRegistered {
+                manage_url: "https://r.example/manage/t",
+                unsubscribe_url: "https://r.example/unsubscribe/t",
+            },
+        );
+        let mail = OutgoingMail {
+            to: Email::parse("anna@example.de").unwrap(),
+            message_id: "<m1@restdose.example>".into(),
+            content,
+        };
+        mailer.send(&mail).await.unwrap();
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(files.len(), 1);
+        let path = files[0].as_ref().unwrap().path();
+        assert_eq!(path.extension().unwrap(), "eml");
+        let raw = std::fs::read_to_string(path).unwrap();
+        assert!(raw.contains("List-Unsubscribe: <https://r.example/unsubscribe/t>"));
+        assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+        assert!(raw.contains("multipart/alternative"));
+        assert!(raw.contains("Message-ID: <m1@restdose.example>"));
+    }
+
+    #[test]
+    fn bad_configuration_is_reported() {
+        assert!(SmtpMailer::new("ftp://x", "a@b.de", 1).is_err());
+        assert!(FileMailer::new(Path::new("/tmp"), "not an address").is_err());
+    }
+}

@@ -1,0 +1,92 @@
+//! restdose storage: the `Store` trait every backend implements, the rows it speaks in, its
+//! errors, and the conformance suite both backends must pass. No sqlx here: the web and core
+//! crates depend on this crate only, so they cannot reach for SQL.
+//!
+//! Times and decisions are computed by the caller and passed in (`now`, cut-offs), so the
+//! backends stay dumb and tests can move the clock.
+
+pub mod conformance;
+mod error;
+mod model;
+
+pub use error::{StoreError, StoreResult};
+pub use model::*;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// "postgres" or "sqlite", for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+
+    /// Applies the embedded migrations (forward only).
+    async fn migrate(&self) -> StoreResult<()>;
+
+    /// Cheap round trip to the database.
+    async fn ping(&self) -> StoreResult<()>;
+
+    // --- registrants -------------------------------------------------------------------------
+
+    /// Inserts a person together with their first tokens, atomically.
+    /// `StoreError::Conflict` when the blind index is taken (the address is registered).
+    async fn insert_registrant(&self, new: &NewRegistrant, tokens: &[NewToken]) -> StoreResult<()>;
+
+    async fn registrant(&self, id: Uuid) -> StoreResult<Option<Registrant>>;
+
+    async fn registrant_by_email_index(&self, index: &[u8]) -> StoreResult<Option<Registrant>>;
+
+    /// Marks that a mail goes to the person now, unless one went after `not_after_previous`
+    /// (then returns false). Atomic, so two racing requests cannot both send.
+    async fn reserve_mail_slot(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        previous_before: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    async fn insert_tokens(&self, tokens: &[NewToken]) -> StoreResult<()>;
+
+    /// Changes where a person lives and how far they travel. `NotFound` if gone.
+    async fn update_preferences(&self, id: Uuid, postcode: &str, radius_km: u16)
+    -> StoreResult<()>;
+
+    /// Pauses an active person or resumes a paused one; pending people are left alone.
+    /// Returns the status after the call. `NotFound` if gone.
+    async fn set_paused(
+        &self,
+        id: Uuid,
+        paused: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<RegistrantStatus>;
+
+    /// Hard delete of the person and everything hanging off them. False if already gone.
+    async fn delete_registrant(&self, id: Uuid) -> StoreResult<bool>;
+
+    // --- tokens ------------------------------------------------------------------------------
+
+    /// A token that exists, has this purpose and has not expired at `now`.
+    async fn find_token(
+        &self,
+        hash: &[u8],
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<TokenRecord>>;
+
+    /// Consumes a valid confirmation token and makes a pending person active, atomically.
+    /// Returns the person's id, or None when the token is unknown, expired or already used.
+    /// Confirming an already active person again is harmless.
+    async fn confirm_registrant(
+        &self,
+        confirm_token_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Uuid>>;
+
+    // --- postcodes imported for other countries ----------------------------------------------
+
+    /// Inserts or replaces postcode centroids; returns how many rows were written.
+    async fn upsert_postcodes(&self, country: &str, entries: &[PostcodeRow]) -> StoreResult<u64>;
+
+    async fn postcodes(&self, country: &str) -> StoreResult<Vec<PostcodeRow>>;
+}

@@ -1,0 +1,132 @@
+use chrono::{DateTime, Utc};
+use std::fmt;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrantStatus {
+    /// Signed up, has not clicked the confirmation yet: never matched.
+    Pending,
+    /// Confirmed and waiting for a dose.
+    Active,
+    /// Confirmed but does not want offers for now.
+    Paused,
+}
+
+impl RegistrantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegistrantStatus::Pending => "pending",
+            RegistrantStatus::Active => "active",
+            RegistrantStatus::Paused => "paused",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(RegistrantStatus::Pending),
+            "active" => Some(RegistrantStatus::Active),
+            "paused" => Some(RegistrantStatus::Paused),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPurpose {
+    /// Double opt-in link; single use.
+    Confirm,
+    /// Self-service link carried by every mail.
+    Manage,
+}
+
+impl TokenPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::Confirm => "confirm",
+            TokenPurpose::Manage => "manage",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "confirm" => Some(TokenPurpose::Confirm),
+            "manage" => Some(TokenPurpose::Manage),
+            _ => None,
+        }
+    }
+}
+
+/// The address as stored: AES-256-GCM ciphertext (nonce first) under `key_id`, plus the
+/// HMAC blind index used for uniqueness and look-up. The plaintext never reaches a backend.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredEmail {
+    pub key_id: i32,
+    pub ciphertext: Vec<u8>,
+    pub index: Vec<u8>,
+}
+
+impl fmt::Debug for StoredEmail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoredEmail {{ key_id: {}, .. }}", self.key_id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRegistrant {
+    pub id: Uuid,
+    pub email: StoredEmail,
+    pub postcode: String,
+    pub radius_km: u16,
+    pub language: String,
+    pub created_at: DateTime<Utc>,
+    /// When the first mail (the confirmation) went out: starts the resend throttle.
+    pub last_mail_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registrant {
+    pub id: Uuid,
+    pub email: StoredEmail,
+    pub postcode: String,
+    pub radius_km: u16,
+    pub status: RegistrantStatus,
+    pub language: String,
+    /// The person's place in line.
+    pub created_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub paused_at: Option<DateTime<Utc>>,
+    pub last_mail_at: Option<DateTime<Utc>>,
+}
+
+/// Tokens are stored only as the SHA-256 of the secret that was mailed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewToken {
+    pub hash: Vec<u8>,
+    pub registrant_id: Uuid,
+    pub purpose: TokenPurpose,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewToken")
+            .field("purpose", &self.purpose)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub registrant_id: Uuid,
+    pub purpose: TokenPurpose,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostcodeRow {
+    pub postcode: String,
+    pub lat: f64,
+    pub lon: f64,
+}
