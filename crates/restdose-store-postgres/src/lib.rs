@@ -1,1 +1,475 @@
-//! placeholder
+//! PostgreSQL backend of the restdose `Store`.
+//!
+//! Runtime-checked queries (`sqlx::query` / `query_as` with `FromRow` rows) rather than the
+//! `query!` macros, so the crate builds without a database or offline query data. Migrations
+//! from `migrations/postgres` are embedded at build time.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use restdose_store::{
+    NewRegistrant, NewToken, PostcodeRow, Registrant, RegistrantStatus, Store, StoreError,
+    StoreResult, StoredEmail, TokenPurpose, TokenRecord,
+};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{FromRow, PgConnection};
+use uuid::Uuid;
+
+static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// How long a request waits for a pooled connection before the store reports `Unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Rows per `INSERT` when importing postcodes (sent as three arrays, so no bind-parameter limit;
+/// chunks keep single statements and their memory small).
+const POSTCODE_CHUNK: usize = 5_000;
+
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Opens a pool to `url` (a `postgres://` URL). Fails when the server cannot be reached.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await
+            .map_err(db_error)?;
+        Ok(PgStore { pool })
+    }
+
+    pub fn from_pool(pool: PgPool) -> PgStore {
+        PgStore { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// The one place where sqlx errors become store errors.
+fn db_error(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Conflict,
+        sqlx::Error::Database(ref db)
+            if db.code().is_some_and(|code| {
+                // 08: connection exception, 53: insufficient resources (too many connections,
+                // disk full), 57P01-57P03: server shutting down or starting up.
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || matches!(&*code, "57P01" | "57P02" | "57P03")
+            }) =>
+        {
+            StoreError::unavailable(e)
+        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => StoreError::unavailable(e),
+        other => StoreError::other(other),
+    }
+}
+
+fn corrupt(what: impl Into<String>) -> StoreError {
+    StoreError::other(what.into())
+}
+
+fn radius_to_db(radius_km: u16) -> StoreResult<i16> {
+    i16::try_from(radius_km).map_err(|_| corrupt(format!("radius {radius_km} km out of range")))
+}
+
+#[derive(FromRow)]
+struct RegistrantRow {
+    id: Uuid,
+    email_key_id: i32,
+    email_ciphertext: Vec<u8>,
+    email_index: Vec<u8>,
+    postcode: String,
+    radius_km: i16,
+    status: String,
+    language: String,
+    created_at: DateTime<Utc>,
+    confirmed_at: Option<DateTime<Utc>>,
+    paused_at: Option<DateTime<Utc>>,
+    last_mail_at: Option<DateTime<Utc>>,
+}
+
+const REGISTRANT_COLUMNS: &str = "id, email_key_id, email_ciphertext, email_index, postcode, \
+     radius_km, status, language, created_at, confirmed_at, paused_at, last_mail_at";
+
+impl TryFrom<RegistrantRow> for Registrant {
+    type Error = StoreError;
+
+    fn try_from(row: RegistrantRow) -> StoreResult<Registrant> {
+        Ok(Registrant {
+            id: row.id,
+            email: StoredEmail {
+                key_id: row.email_key_id,
+                ciphertext: row.email_ciphertext,
+                index: row.email_index,
+            },
+            postcode: row.postcode,
+            radius_km: u16::try_from(row.radius_km)
+                .map_err(|_| corrupt(format!("registrant {}: negative radius", row.id)))?,
+            status: parse_status(&row.status)?,
+            language: row.language,
+            created_at: row.created_at,
+            confirmed_at: row.confirmed_at,
+            paused_at: row.paused_at,
+            last_mail_at: row.last_mail_at,
+        })
+    }
+}
+
+fn parse_status(s: &str) -> StoreResult<RegistrantStatus> {
+    RegistrantStatus::parse(s).ok_or_else(|| corrupt(format!("unknown registrant status {s:?}")))
+}
+
+#[derive(FromRow)]
+struct TokenRow {
+    registrant_id: Uuid,
+    purpose: String,
+    expires_at: DateTime<Utc>,
+}
+
+impl TryFrom<TokenRow> for TokenRecord {
+    type Error = StoreError;
+
+    fn try_from(row: TokenRow) -> StoreResult<TokenRecord> {
+        Ok(TokenRecord {
+            registrant_id: row.registrant_id,
+            purpose: TokenPurpose::parse(&row.purpose)
+                .ok_or_else(|| corrupt(format!("unknown token purpose {:?}", row.purpose)))?,
+            expires_at: row.expires_at,
+        })
+    }
+}
+
+#[derive(FromRow)]
+struct PostcodeDbRow {
+    postcode: String,
+    lat: f64,
+    lon: f64,
+}
+
+async fn insert_tokens_on(conn: &mut PgConnection, tokens: &[NewToken]) -> StoreResult<()> {
+    for token in tokens {
+        sqlx::query(
+            "INSERT INTO registrant_tokens (token_hash, registrant_id, purpose, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&token.hash)
+        .bind(token.registrant_id)
+        .bind(token.purpose.as_str())
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Keeps the last entry per postcode: PostgreSQL refuses to update one row twice in a statement.
+fn last_entry_per_postcode(entries: &[PostcodeRow]) -> Vec<&PostcodeRow> {
+    let mut seen = std::collections::HashSet::with_capacity(entries.len());
+    let mut out: Vec<&PostcodeRow> = entries
+        .iter()
+        .rev()
+        .filter(|e| seen.insert(e.postcode.as_str()))
+        .collect();
+    out.reverse();
+    out
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(inner) => db_error(inner),
+                other => StoreError::other(other),
+            })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(id = %new.id, postcode = %new.postcode, tokens = tokens.len()))]
+    async fn insert_registrant(&self, new: &NewRegistrant, tokens: &[NewToken]) -> StoreResult<()> {
+        let radius = radius_to_db(new.radius_km)?;
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO registrants (id, email_key_id, email_ciphertext, email_index, postcode, \
+             radius_km, status, language, created_at, last_mail_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)",
+        )
+        .bind(new.id)
+        .bind(new.email.key_id)
+        .bind(&new.email.ciphertext)
+        .bind(&new.email.index)
+        .bind(&new.postcode)
+        .bind(radius)
+        .bind(&new.language)
+        .bind(new.created_at)
+        .bind(new.last_mail_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        insert_tokens_on(&mut tx, tokens).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    #[tracing::instrument(skip_all, fields(id = %id))]
+    async fn registrant(&self, id: Uuid) -> StoreResult<Option<Registrant>> {
+        let row: Option<RegistrantRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {REGISTRANT_COLUMNS} FROM registrants WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(Registrant::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn registrant_by_email_index(&self, index: &[u8]) -> StoreResult<Option<Registrant>> {
+        let row: Option<RegistrantRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {REGISTRANT_COLUMNS} FROM registrants WHERE email_index = $1"
+        )))
+        .bind(index)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(Registrant::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(id = %id))]
+    async fn reserve_mail_slot(
+        &self,
+        id: Uuid,
+        now: DateTime<Utc>,
+        previous_before: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE registrants SET last_mail_at = $2 \
+             WHERE id = $1 AND (last_mail_at IS NULL OR last_mail_at <= $3)",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(previous_before)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    #[tracing::instrument(skip_all, fields(tokens = tokens.len()))]
+    async fn insert_tokens(&self, tokens: &[NewToken]) -> StoreResult<()> {
+        match tokens {
+            [] => Ok(()),
+            [one] => {
+                let mut conn = self.pool.acquire().await.map_err(db_error)?;
+                insert_tokens_on(&mut conn, std::slice::from_ref(one)).await
+            }
+            _ => {
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                insert_tokens_on(&mut tx, tokens).await?;
+                tx.commit().await.map_err(db_error)
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(id = %id, postcode = %postcode, radius_km = radius_km))]
+    async fn update_preferences(
+        &self,
+        id: Uuid,
+        postcode: &str,
+        radius_km: u16,
+    ) -> StoreResult<()> {
+        let done = sqlx::query("UPDATE registrants SET postcode = $2, radius_km = $3 WHERE id = $1")
+            .bind(id)
+            .bind(postcode)
+            .bind(radius_to_db(radius_km)?)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(id = %id, paused = paused))]
+    async fn set_paused(
+        &self,
+        id: Uuid,
+        paused: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<RegistrantStatus> {
+        // Right-hand sides see the row as it was before the update.
+        let status: Option<String> = sqlx::query_scalar(
+            "UPDATE registrants SET \
+                status = CASE \
+                    WHEN status = 'pending' THEN status \
+                    WHEN $2 THEN 'paused' \
+                    ELSE 'active' END, \
+                paused_at = CASE \
+                    WHEN status = 'active' AND $2 THEN $3 \
+                    WHEN status = 'paused' AND NOT $2 THEN NULL \
+                    ELSE paused_at END \
+             WHERE id = $1 \
+             RETURNING status",
+        )
+        .bind(id)
+        .bind(paused)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        match status {
+            Some(s) => parse_status(&s),
+            None => Err(StoreError::NotFound),
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(id = %id))]
+    async fn delete_registrant(&self, id: Uuid) -> StoreResult<bool> {
+        // Tokens go with the row (ON DELETE CASCADE).
+        let done = sqlx::query("DELETE FROM registrants WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    #[tracing::instrument(skip_all, fields(purpose = purpose.as_str()))]
+    async fn find_token(
+        &self,
+        hash: &[u8],
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<TokenRecord>> {
+        let row: Option<TokenRow> = sqlx::query_as(
+            "SELECT registrant_id, purpose, expires_at FROM registrant_tokens \
+             WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3",
+        )
+        .bind(hash)
+        .bind(purpose.as_str())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?;
+        row.map(TokenRecord::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(id))]
+    async fn confirm_registrant(
+        &self,
+        confirm_token_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Uuid>> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let token: Option<TokenRow> = sqlx::query_as(
+            "SELECT registrant_id, purpose, expires_at FROM registrant_tokens \
+             WHERE token_hash = $1 FOR UPDATE",
+        )
+        .bind(confirm_token_hash)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let Some(token) = token else {
+            return Ok(None);
+        };
+        if token.purpose != TokenPurpose::Confirm.as_str() || token.expires_at <= now {
+            return Ok(None);
+        }
+        tracing::Span::current().record("id", tracing::field::display(token.registrant_id));
+
+        sqlx::query("DELETE FROM registrant_tokens WHERE token_hash = $1")
+            .bind(confirm_token_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        sqlx::query(
+            "UPDATE registrants SET status = 'active', confirmed_at = $2 \
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(token.registrant_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(Some(token.registrant_id))
+    }
+
+    #[tracing::instrument(skip_all, fields(country = %country, entries = entries.len()))]
+    async fn upsert_postcodes(&self, country: &str, entries: &[PostcodeRow]) -> StoreResult<u64> {
+        let entries = last_entry_per_postcode(entries);
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let mut written = 0;
+        for chunk in entries.chunks(POSTCODE_CHUNK) {
+            let postcodes: Vec<&str> = chunk.iter().map(|e| e.postcode.as_str()).collect();
+            let lats: Vec<f64> = chunk.iter().map(|e| e.lat).collect();
+            let lons: Vec<f64> = chunk.iter().map(|e| e.lon).collect();
+            written += sqlx::query(
+                "INSERT INTO geo_postcodes (country, postcode, lat, lon) \
+                 SELECT $1, p.postcode, p.lat, p.lon \
+                 FROM UNNEST($2::text[], $3::float8[], $4::float8[]) AS p (postcode, lat, lon) \
+                 ON CONFLICT (country, postcode) DO UPDATE SET lat = EXCLUDED.lat, lon = EXCLUDED.lon",
+            )
+            .bind(country)
+            .bind(postcodes)
+            .bind(lats)
+            .bind(lons)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?
+            .rows_affected();
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(written)
+    }
+
+    #[tracing::instrument(skip_all, fields(country = %country))]
+    async fn postcodes(&self, country: &str) -> StoreResult<Vec<PostcodeRow>> {
+        let rows: Vec<PostcodeDbRow> = sqlx::query_as(
+            "SELECT postcode, lat, lon FROM geo_postcodes WHERE country = $1 ORDER BY postcode COLLATE \"C\"",
+        )
+        .bind(country)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PostcodeRow {
+                postcode: r.postcode,
+                lat: r.lat,
+                lon: r.lon,
+            })
+            .collect())
+    }
+}

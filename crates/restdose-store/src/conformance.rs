@@ -770,7 +770,7 @@ pub async fn times_round_trip_at_millisecond_precision(store: &dyn Store) {
 
     let read = get(store, new.id).await;
     assert_eq!(read.created_at, created);
-    assert_eq!(read.created_at.timestamp_subsec_millis(), (123 + 876) % 1000);
+    assert_eq!(read.created_at.timestamp_subsec_millis(), 999);
     assert_eq!(read.last_mail_at, Some(created + ms(1)));
 
     let found = store

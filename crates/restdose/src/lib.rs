@@ -1,1 +1,108 @@
+//! The `restdose` binary's library half: configuration, picking the storage backend from the
+//! URL, loading keys, and wiring the services to the HTTP server. Only this crate and the tests
+//! name a concrete database.
 
+pub mod config;
+mod keys;
+
+use anyhow::Context;
+use restdose_core::{Links, Policy, Services};
+use restdose_domain::Clock;
+use restdose_domain::geo::{self, Coordinates};
+use restdose_mail::{FileMailer, Mailer, SmtpMailer};
+use restdose_store::Store;
+use restdose_store_postgres::PgStore;
+use restdose_store_sqlite::SqliteStore;
+use std::net::TcpListener;
+use std::sync::Arc;
+
+pub use config::Config;
+pub use keys::load_or_create_keys;
+
+/// Opens the database named by the URL's scheme and applies pending migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = config.database_url();
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(
+            SqliteStore::connect(&url, config.database_max_connections)
+                .await
+                .context("cannot open the SQLite database")?,
+        )
+    } else {
+        Arc::new(
+            PgStore::connect(&url, config.database_max_connections)
+                .await
+                .context("cannot connect to PostgreSQL")?,
+        )
+    };
+    store.migrate().await.context("database migration failed")?;
+    Ok(store)
+}
+
+/// SMTP when configured, else `.eml` files in the outbox folder.
+pub fn open_mailer(config: &Config) -> anyhow::Result<Arc<dyn Mailer>> {
+    Ok(match config.smtp_url() {
+        Some(url) => Arc::new(SmtpMailer::new(url, &config.mail_from, config.smtp_max_connections)?),
+        None => {
+            let dir = config.outbox_dir();
+            tracing::info!(dir = %dir.display(), "no SMTP server configured: mails are written as .eml files");
+            Arc::new(FileMailer::new(&dir, &config.mail_from)?)
+        }
+    })
+}
+
+/// Builds every shared service from the configuration.
+pub async fn build_services(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
+    let store = open_store(config).await?;
+    let mailer = open_mailer(config)?;
+    let keys = Arc::new(load_or_create_keys(config)?);
+    let imported = store.postcodes(&config.country.to_ascii_uppercase()).await?;
+    let gazetteer = geo::for_country(
+        &config.country,
+        imported
+            .into_iter()
+            .map(|row| (row.postcode, Coordinates { lat: row.lat, lon: row.lon })),
+    );
+    if gazetteer.is_empty() {
+        anyhow::bail!(
+            "no postcodes known for country {}: import them with `restdose geo import FILE`",
+            config.country
+        );
+    }
+    Ok(Services {
+        store,
+        mailer,
+        keys,
+        clock,
+        gazetteer: Arc::new(gazetteer),
+        links: Links::new(&config.public_url()?),
+        policy: Policy {
+            confirm_link_ttl: chrono::Duration::hours(config.confirm_link_hours),
+            manage_link_ttl: chrono::Duration::days(config.manage_link_days),
+            resend_interval: chrono::Duration::minutes(config.resend_interval_minutes),
+        },
+    })
+}
+
+/// A running service: bound port, the server future, and a handle to stop it.
+pub struct Application {
+    pub port: u16,
+    pub server: actix_web::dev::Server,
+    pub handle: actix_web::dev::ServerHandle,
+    pub services: Services,
+}
+
+impl Application {
+    /// Binds `listener` (port 0 in tests) and prepares the server; await `server` to run it.
+    pub async fn build(config: &Config, clock: Arc<dyn Clock>, listener: TcpListener) -> anyhow::Result<Application> {
+        let services = build_services(config, clock).await?;
+        let port = listener.local_addr()?.port();
+        let options = restdose_web::WebOptions {
+            max_body_bytes: config.max_body_bytes,
+            secure_cookies: config.public_url()?.scheme() == "https",
+            workers: config.http_workers,
+        };
+        let (server, handle) = restdose_web::start(listener, services.clone(), options)?;
+        Ok(Application { port, server, handle, services })
+    }
+}

@@ -1,1 +1,164 @@
-fn main() {}
+//! `restdose`: the one binary. Without a subcommand it serves.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use restdose::Config;
+use restdose::config::EXAMPLE;
+use restdose_domain::SystemClock;
+use restdose_domain::geo::parse_geonames;
+use restdose_store::PostcodeRow;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "restdose",
+    version,
+    about = "Waitlist matching for leftover vaccine doses",
+    long_about = "Waitlist matching for leftover vaccine doses.\n\nWithout a subcommand, `restdose` serves \
+                  (same as `restdose serve`). Configuration: built-in defaults < restdose.toml < RESTDOSE_* \
+                  environment variables; see `restdose config example`."
+)]
+struct Cli {
+    /// Configuration file (default: ./restdose.toml if present).
+    #[arg(long, global = true, env = "RESTDOSE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web service (the default). Migrations run first.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Configuration helpers.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Postcode data for countries other than the built-in Germany.
+    Geo {
+        #[command(subcommand)]
+        action: GeoAction,
+    },
+    /// Encryption keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print a complete, commented restdose.toml with every key at its default.
+    Example,
+}
+
+#[derive(Subcommand)]
+enum GeoAction {
+    /// Load a GeoNames postal-code file (e.g. AT.txt) into the database. Accepted postcodes are
+    /// those of the configured `country`.
+    Import { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Print a new key file (32-byte AES-256-GCM key id 1 and a blind-index key) to stdout.
+    Generate,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    // Commands that need no configuration.
+    match &cli.command {
+        Some(Command::Config { action: ConfigAction::Example }) => {
+            print!("{EXAMPLE}");
+            return Ok(());
+        }
+        Some(Command::Keys { action: KeysAction::Generate }) => {
+            print!("{}", restdose_crypto::Keyring::generate()?.to_toml());
+            return Ok(());
+        }
+        _ => {}
+    }
+    let (file, explicit) = match &cli.config {
+        Some(path) => (path.clone(), true),
+        None => (PathBuf::from("restdose.toml"), false),
+    };
+    let config = Config::load(&file, explicit)?;
+    init_logging(&config);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            None | Some(Command::Serve) => serve(config).await,
+            Some(Command::Migrate) => {
+                let store = restdose::open_store(&config).await?;
+                println!("migrations applied ({})", store.backend());
+                Ok(())
+            }
+            Some(Command::Geo { action: GeoAction::Import { file } }) => geo_import(&config, &file).await,
+            Some(Command::Config { .. }) | Some(Command::Keys { .. }) => Ok(()),
+        }
+    })
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(&config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let app = restdose::Application::build(&config, Arc::new(SystemClock), listener).await?;
+    let public = config.public_url()?;
+    tracing::info!(listen = %config.listen, public_url = %public, backend = app.services.store.backend(), "restdose is serving");
+    eprintln!("restdose is serving at {public}");
+    app.server.await.context("server failed")
+}
+
+async fn geo_import(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let entries = parse_geonames(&text).with_context(|| format!("{} is not a GeoNames postal-code file", file.display()))?;
+    if entries.is_empty() {
+        anyhow::bail!("{} holds no postcodes", file.display());
+    }
+    let store = restdose::open_store(config).await?;
+    let mut by_country: std::collections::BTreeMap<String, Vec<PostcodeRow>> = Default::default();
+    for e in entries {
+        by_country.entry(e.country.to_ascii_uppercase()).or_default().push(PostcodeRow {
+            postcode: e.postcode,
+            lat: e.coordinates.lat,
+            lon: e.coordinates.lon,
+        });
+    }
+    for (country, rows) in &by_country {
+        let written = store.upsert_postcodes(country, rows).await?;
+        println!("{country}: {written} postcodes imported");
+    }
+    if !by_country.contains_key(&config.country.to_ascii_uppercase()) {
+        eprintln!(
+            "note: the configured country is {}; set RESTDOSE_COUNTRY to use the imported postcodes",
+            config.country
+        );
+    }
+    Ok(())
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if config.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

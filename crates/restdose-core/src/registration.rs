@@ -1,0 +1,293 @@
+//! The registrant journey: sign up, confirm (double opt-in), manage, pause, leave.
+
+use chrono::{DateTime, Utc};
+use restdose_crypto::SecretToken;
+use restdose_domain::{Email, Lang, Postcode, RadiusKm};
+use restdose_mail::{OutgoingMail, Template, render};
+use restdose_store::{
+    NewRegistrant, NewToken, Registrant, RegistrantStatus, StoreError, StoredEmail, TokenPurpose,
+};
+use uuid::Uuid;
+
+use crate::validation::{RadiusInput, validate_preferences};
+use crate::{ServiceError, Services, SignUpRequest};
+
+/// What the self-service page shows: everything stored about the person, decrypted for them.
+#[derive(Debug, Clone)]
+pub struct RegistrantView {
+    pub email: Email,
+    pub postcode: Postcode,
+    pub radius: RadiusKm,
+    pub status: RegistrantStatus,
+    pub language: Lang,
+    pub signed_up_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub paused_at: Option<DateTime<Utc>>,
+}
+
+impl Services {
+    /// Registers a person, or re-sends their link. The outcome is the same for new and known
+    /// addresses, so the answer never tells whether an address is registered.
+    #[tracing::instrument(skip_all)]
+    pub async fn sign_up(&self, request: SignUpRequest) -> Result<(), ServiceError> {
+        let now = self.clock.now();
+        let index = self.keys.blind_index(&request.email.normalised());
+        if let Some(existing) = self.store.registrant_by_email_index(&index).await? {
+            return self.sign_up_again(existing, &request, now).await;
+        }
+
+        let id = Uuid::new_v4();
+        let (key_id, ciphertext) = self
+            .keys
+            .encrypt(request.email.as_str().as_bytes(), id.as_bytes())?;
+        let confirm = SecretToken::generate()?;
+        let manage = SecretToken::generate()?;
+        let new = NewRegistrant {
+            id,
+            email: StoredEmail {
+                key_id,
+                ciphertext,
+                index,
+            },
+            postcode: request.postcode.as_str().to_owned(),
+            radius_km: request.radius.km(),
+            language: request.lang.code().to_owned(),
+            created_at: now,
+            last_mail_at: Some(now),
+        };
+        let tokens = [
+            self.token(&confirm, id, TokenPurpose::Confirm, now),
+            self.token(&manage, id, TokenPurpose::Manage, now),
+        ];
+        match self.store.insert_registrant(&new, &tokens).await {
+            Ok(()) => {}
+            // Someone registered the same address a moment ago: treat it as a repeat.
+            Err(StoreError::Conflict) => {
+                let existing = self
+                    .store
+                    .registrant_by_email_index(&new.email.index)
+                    .await?
+                    .ok_or(StoreError::NotFound)?;
+                return self.sign_up_again(existing, &request, now).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+
+        let mail = self.confirmation_mail(&request.email, request.lang, &confirm, &manage);
+        if let Err(e) = self.mailer.send(&mail).await {
+            // Without the mail the person cannot confirm: keep nothing, let them try again.
+            tracing::error!(error = %e, "confirmation mail failed; sign-up rolled back");
+            self.store.delete_registrant(id).await?;
+            return Err(ServiceError::MailUnavailable(e));
+        }
+        tracing::info!(registrant = %id, "sign-up stored, confirmation sent");
+        Ok(())
+    }
+
+    async fn sign_up_again(
+        &self,
+        existing: Registrant,
+        request: &SignUpRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        let window_start = now - self.policy.resend_interval;
+        if !self
+            .store
+            .reserve_mail_slot(existing.id, now, window_start)
+            .await?
+        {
+            tracing::info!(registrant = %existing.id, "repeat sign-up within the resend interval; no mail");
+            return Ok(());
+        }
+        let manage = SecretToken::generate()?;
+        let lang = Lang::from_code(&existing.language).unwrap_or_default();
+        let mail = if existing.status == RegistrantStatus::Pending {
+            // Not confirmed yet: the latest form wins, and a fresh confirmation link goes out.
+            self.store
+                .update_preferences(existing.id, request.postcode.as_str(), request.radius.km())
+                .await?;
+            let confirm = SecretToken::generate()?;
+            self.store
+                .insert_tokens(&[
+                    self.token(&confirm, existing.id, TokenPurpose::Confirm, now),
+                    self.token(&manage, existing.id, TokenPurpose::Manage, now),
+                ])
+                .await?;
+            self.confirmation_mail(&request.email, request.lang, &confirm, &manage)
+        } else {
+            // Confirmed people keep their settings (a stranger must not change them) and get a
+            // reminder with their self-service link.
+            self.store
+                .insert_tokens(&[self.token(&manage, existing.id, TokenPurpose::Manage, now)])
+                .await?;
+            self.mail(
+                &request.email,
+                render(
+                    lang,
+                    &Template::AlreadyRegistered {
+                        manage_url: &self.links.manage(&manage),
+                        unsubscribe_url: &self.links.unsubscribe(&manage),
+                    },
+                ),
+            )
+        };
+        if let Err(e) = self.mailer.send(&mail).await {
+            tracing::error!(error = %e, registrant = %existing.id, "repeat sign-up mail failed");
+            return Err(ServiceError::MailUnavailable(e));
+        }
+        tracing::info!(registrant = %existing.id, "repeat sign-up, mail re-sent");
+        Ok(())
+    }
+
+    /// Whether a confirmation link is still good (for the page that shows the button).
+    pub async fn check_confirm_link(&self, token: &str) -> Result<(), ServiceError> {
+        let token = SecretToken::parse(token).map_err(|_| ServiceError::InvalidLink)?;
+        self.store
+            .find_token(&token.hash(), TokenPurpose::Confirm, self.clock.now())
+            .await?
+            .map(|_| ())
+            .ok_or(ServiceError::InvalidLink)
+    }
+
+    /// The double opt-in click (a POST). Returns a fresh self-service link for the next page.
+    #[tracing::instrument(skip_all)]
+    pub async fn confirm(&self, token: &str) -> Result<SecretToken, ServiceError> {
+        let token = SecretToken::parse(token).map_err(|_| ServiceError::InvalidLink)?;
+        let now = self.clock.now();
+        let id = self
+            .store
+            .confirm_registrant(&token.hash(), now)
+            .await?
+            .ok_or(ServiceError::InvalidLink)?;
+        let manage = SecretToken::generate()?;
+        self.store
+            .insert_tokens(&[self.token(&manage, id, TokenPurpose::Manage, now)])
+            .await?;
+        tracing::info!(registrant = %id, "registrant confirmed");
+        Ok(manage)
+    }
+
+    /// The person behind a self-service link.
+    pub async fn view(&self, token: &str) -> Result<RegistrantView, ServiceError> {
+        let registrant = self.registrant_for(token).await?;
+        let plain = self.keys.decrypt(
+            registrant.email.key_id,
+            &registrant.email.ciphertext,
+            registrant.id.as_bytes(),
+        )?;
+        let email = String::from_utf8(plain.to_vec()).map_err(|_| restdose_crypto::CryptoError::Decrypt)?;
+        Ok(RegistrantView {
+            email: Email::from_trusted(email),
+            postcode: Postcode::from_trusted(registrant.postcode),
+            radius: RadiusKm::new(i64::from(registrant.radius_km)).unwrap_or_default(),
+            status: registrant.status,
+            language: Lang::from_code(&registrant.language).unwrap_or_default(),
+            signed_up_at: registrant.created_at,
+            confirmed_at: registrant.confirmed_at,
+            paused_at: registrant.paused_at,
+        })
+    }
+
+    pub async fn update_preferences(
+        &self,
+        token: &str,
+        postcode: &str,
+        radius: RadiusInput<'_>,
+    ) -> Result<(), ServiceError> {
+        let id = self.registrant_id_for(token).await?;
+        let (postcode, radius) =
+            validate_preferences(postcode, radius, &self.gazetteer).map_err(ServiceError::Validation)?;
+        self.store
+            .update_preferences(id, postcode.as_str(), radius.km())
+            .await
+            .map_err(not_found_is_invalid_link)?;
+        tracing::info!(registrant = %id, "preferences changed");
+        Ok(())
+    }
+
+    /// Pause (no offers) or resume; the place in line is kept either way.
+    pub async fn set_paused(&self, token: &str, paused: bool) -> Result<RegistrantStatus, ServiceError> {
+        let id = self.registrant_id_for(token).await?;
+        let status = self
+            .store
+            .set_paused(id, paused, self.clock.now())
+            .await
+            .map_err(not_found_is_invalid_link)?;
+        tracing::info!(registrant = %id, status = status.as_str(), "pause toggled");
+        Ok(status)
+    }
+
+    /// Hard delete, from the self-service page or a one-click unsubscribe.
+    pub async fn delete(&self, token: &str) -> Result<(), ServiceError> {
+        let id = self.registrant_id_for(token).await?;
+        self.store.delete_registrant(id).await?;
+        tracing::info!(registrant = %id, "registrant deleted on request");
+        Ok(())
+    }
+
+    async fn registrant_id_for(&self, token: &str) -> Result<Uuid, ServiceError> {
+        let token = SecretToken::parse(token).map_err(|_| ServiceError::InvalidLink)?;
+        self.store
+            .find_token(&token.hash(), TokenPurpose::Manage, self.clock.now())
+            .await?
+            .map(|t| t.registrant_id)
+            .ok_or(ServiceError::InvalidLink)
+    }
+
+    async fn registrant_for(&self, token: &str) -> Result<Registrant, ServiceError> {
+        let id = self.registrant_id_for(token).await?;
+        self.store
+            .registrant(id)
+            .await?
+            .ok_or(ServiceError::InvalidLink)
+    }
+
+    fn token(&self, token: &SecretToken, id: Uuid, purpose: TokenPurpose, now: DateTime<Utc>) -> NewToken {
+        let ttl = match purpose {
+            TokenPurpose::Confirm => self.policy.confirm_link_ttl,
+            TokenPurpose::Manage => self.policy.manage_link_ttl,
+        };
+        NewToken {
+            hash: token.hash(),
+            registrant_id: id,
+            purpose,
+            created_at: now,
+            expires_at: now + ttl,
+        }
+    }
+
+    fn confirmation_mail(
+        &self,
+        to: &Email,
+        lang: Lang,
+        confirm: &SecretToken,
+        manage: &SecretToken,
+    ) -> OutgoingMail {
+        self.mail(
+            to,
+            render(
+                lang,
+                &Template::Confirmation {
+                    confirm_url: &self.links.confirm(confirm),
+                    manage_url: &self.links.manage(manage),
+                    unsubscribe_url: &self.links.unsubscribe(manage),
+                },
+            ),
+        )
+    }
+
+    fn mail(&self, to: &Email, content: restdose_mail::MailContent) -> OutgoingMail {
+        OutgoingMail {
+            to: to.clone(),
+            message_id: self.links.message_id(Uuid::new_v4()),
+            content,
+        }
+    }
+}
+
+fn not_found_is_invalid_link(e: StoreError) -> ServiceError {
+    match e {
+        StoreError::NotFound => ServiceError::InvalidLink,
+        other => other.into(),
+    }
+}

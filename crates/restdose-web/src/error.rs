@@ -1,0 +1,130 @@
+//! The one place where failures become HTTP statuses, plus request logging that never writes a
+//! URL (links carry secret tokens) — only the route pattern.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{StatusCode, header};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, ResponseError};
+use restdose_core::ServiceError;
+use restdose_store::StoreError;
+use serde::Serialize;
+use std::fmt;
+use std::time::Instant;
+
+/// Seconds a client should wait after a 503.
+pub const RETRY_AFTER_SECS: u32 = 30;
+
+/// The JSON error shape: `{"error":{"code","message","field"}}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.code)
+    }
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: &'a ApiError,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        }
+        response.json(Envelope { error: self })
+    }
+}
+
+/// How each kind of service failure is answered. Causes go to the log, never to the client.
+pub fn status_of(e: &ServiceError) -> StatusCode {
+    match e {
+        ServiceError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ServiceError::InvalidLink => StatusCode::NOT_FOUND,
+        ServiceError::MailUnavailable(_) | ServiceError::Store(StoreError::Unavailable(_)) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        ServiceError::Store(_) | ServiceError::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+pub fn log_failure(e: &ServiceError) {
+    if status_of(e).is_server_error() {
+        // `{:#}`-style chains are fine: no error in these crates carries personal data.
+        tracing::error!(error = %e, cause = ?std::error::Error::source(e).map(|s| s.to_string()), "request failed");
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        log_failure(&e);
+        let status = status_of(&e);
+        match e {
+            ServiceError::Validation(errors) => {
+                let first = errors.first();
+                let field = first.map_or("", |f| f.field);
+                let code = first.map_or("invalid", |f| f.code);
+                let message = crate::i18n::lookup(restdose_domain::Lang::En, &format!("field.{code}"))
+                    .unwrap_or("Invalid input.");
+                ApiError::new(status, code, message).with_field(field)
+            }
+            ServiceError::InvalidLink => ApiError::new(status, "invalid_link", "This link is not valid or has expired."),
+            ServiceError::MailUnavailable(_) | ServiceError::Store(StoreError::Unavailable(_)) => {
+                ApiError::new(status, "service_unavailable", "The service is busy; please try again shortly.")
+            }
+            ServiceError::Store(_) | ServiceError::Crypto(_) => {
+                ApiError::new(status, "internal", "An internal error occurred.")
+            }
+        }
+    }
+}
+
+/// Logs method, route pattern (never the path: it may hold a token), status and latency.
+pub async fn log_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.call(req).await?;
+    tracing::info!(
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    Ok(response)
+}

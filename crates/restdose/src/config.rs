@@ -1,0 +1,274 @@
+//! Configuration: built-in defaults < `restdose.toml` < `RESTDOSE_*` environment variables.
+//! Unknown keys are refused so that a typo fails loudly. Every key is documented in
+//! docs/configuration.md and in `restdose config example`.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use url::Url;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Database URL; the scheme picks the backend (`sqlite://` or `postgres://`).
+    /// Unset: `sqlite://<data_dir>/restdose.db`.
+    pub database_url: Option<String>,
+    pub database_max_connections: u32,
+    pub listen: String,
+    /// The URL people reach the service at; links in mails start with it.
+    /// Unset: `http://<listen>`.
+    pub public_url: Option<String>,
+    /// `smtp://host:port`, `smtp://host:587?tls=required`, `smtps://user:pass@host`.
+    /// Unset: mails are written as `.eml` files to `<data_dir>/outbox/`.
+    #[serde(serialize_with = "redact_secret")]
+    pub smtp_url: Option<SecretString>,
+    pub smtp_max_connections: u32,
+    pub mail_from: String,
+    pub data_dir: PathBuf,
+    /// Key file (`restdose keys generate`). Unset: `<data_dir>/keys.toml`, generated with a
+    /// warning if missing (development only).
+    pub keys_file: Option<PathBuf>,
+    /// Country whose postcodes are accepted (built-in: DE; others via `restdose geo import`).
+    pub country: String,
+    pub max_body_bytes: usize,
+    /// HTTP worker threads; 0 = one per core.
+    pub http_workers: usize,
+    pub confirm_link_hours: i64,
+    pub manage_link_days: i64,
+    pub resend_interval_minutes: i64,
+    /// `text` or `json`.
+    pub log_format: String,
+}
+
+fn redact_secret<S: serde::Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(_) => s.serialize_some("[REDACTED]"),
+        None => s.serialize_none(),
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: None,
+            database_max_connections: 16,
+            listen: "127.0.0.1:8080".to_owned(),
+            public_url: None,
+            smtp_url: None,
+            smtp_max_connections: 4,
+            mail_from: "restdose <noreply@restdose.localhost>".to_owned(),
+            data_dir: PathBuf::from("data"),
+            keys_file: None,
+            country: "DE".to_owned(),
+            max_body_bytes: 16 * 1024,
+            http_workers: 0,
+            confirm_link_hours: 48,
+            manage_link_days: 180,
+            resend_interval_minutes: 10,
+            log_format: "text".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, reason: reason.into() }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if it exists, or if it was named explicitly), then the
+    /// environment. `explicit_file` makes a missing file an error.
+    pub fn load(file: &Path, explicit_file: bool) -> Result<Config, ConfigError> {
+        if explicit_file && !file.exists() {
+            return Err(invalid("config file", format!("{} does not exist", file.display())));
+        }
+        Self::from_figment(
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::file(file))
+                .merge(Env::prefixed("RESTDOSE_").ignore(&["CONFIG"])),
+        )
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.database_url();
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(invalid("database_url", "must start with sqlite:// or postgres://"));
+        }
+        self.public_url()?;
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid("listen", "must be an address like 127.0.0.1:8080"));
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(invalid("log_format", "must be text or json"));
+        }
+        if self.database_max_connections == 0 {
+            return Err(invalid("database_max_connections", "must be at least 1"));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(invalid("max_body_bytes", "must be at least 1024"));
+        }
+        for (key, value) in [
+            ("confirm_link_hours", self.confirm_link_hours),
+            ("manage_link_days", self.manage_link_days),
+            ("resend_interval_minutes", self.resend_interval_minutes),
+        ] {
+            if value <= 0 {
+                return Err(invalid(key, "must be positive"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}/restdose.db", self.data_dir.display()))
+    }
+
+    pub fn public_url(&self) -> Result<Url, ConfigError> {
+        let raw = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen));
+        let url = Url::parse(&raw).map_err(|e| invalid("public_url", e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(invalid("public_url", "must be an http(s) URL with a host"));
+        }
+        Ok(url)
+    }
+
+    pub fn smtp_url(&self) -> Option<&str> {
+        self.smtp_url.as_ref().map(|s| s.expose_secret())
+    }
+
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+
+    pub fn keys_path(&self) -> PathBuf {
+        self.keys_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys.toml"))
+    }
+}
+
+/// A complete, commented configuration file with every key at its default.
+pub const EXAMPLE: &str = r#"# restdose.toml — every key with its default. Environment variables override this file:
+# the key in upper case with the prefix RESTDOSE_, e.g. RESTDOSE_DATABASE_URL.
+
+# Database; the scheme picks the backend. Default: sqlite://<data_dir>/restdose.db
+# database_url = "postgres://restdose@127.0.0.1:5432/restdose"
+database_max_connections = 16
+
+# Address and port to listen on.
+listen = "127.0.0.1:8080"
+
+# The URL people reach the service at; every link in a mail starts with it.
+# Default: http://<listen>
+# public_url = "https://restdose.example.org"
+
+# Outgoing mail. Unset: mails are written as .eml files to <data_dir>/outbox/.
+# smtp_url = "smtp://127.0.0.1:2525"
+# smtp_url = "smtps://user:password@mail.example.org:465"
+smtp_max_connections = 4
+mail_from = "restdose <noreply@restdose.localhost>"
+
+# Where the SQLite database, development keys and the file outbox live.
+data_dir = "data"
+
+# Encryption and blind-index keys (create with `restdose keys generate > keys.toml`).
+# Default: <data_dir>/keys.toml, generated with a loud warning if missing (development only).
+# keys_file = "/etc/restdose/keys.toml"
+
+# Country whose postcodes are accepted. DE is built in; others: `restdose geo import FILE`.
+country = "DE"
+
+# Largest accepted request body in bytes.
+max_body_bytes = 16384
+
+# HTTP worker threads; 0 = one per CPU core.
+http_workers = 0
+
+# How long a confirmation link works (unconfirmed sign-ups are deleted after this).
+confirm_link_hours = 48
+# How long the self-service link in a mail works.
+manage_link_days = 180
+# A repeated sign-up re-sends the mail at most this often per address.
+resend_interval_minutes = 10
+
+# Log format: text or json.
+log_format = "text"
+"#;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn the_example_file_is_valid_and_matches_the_defaults() {
+        let from_example: Config = toml::from_str(EXAMPLE).unwrap();
+        let defaults = Config::default();
+        assert_eq!(
+            serde_json_like(&from_example),
+            serde_json_like(&defaults),
+            "EXAMPLE and Config::default() disagree"
+        );
+    }
+
+    fn serde_json_like(c: &Config) -> String {
+        toml::to_string(c).unwrap()
+    }
+
+    #[test]
+    fn environment_overrides_file_overrides_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file("restdose.toml", "listen = \"127.0.0.1:9000\"\ncountry = \"AT\"\n")?;
+            jail.set_env("RESTDOSE_LISTEN", "127.0.0.1:9100");
+            let c = Config::load(Path::new("restdose.toml"), false).unwrap();
+            assert_eq!(c.listen, "127.0.0.1:9100");
+            assert_eq!(c.country, "AT");
+            assert_eq!(c.database_url(), "sqlite://data/restdose.db");
+            assert_eq!(c.public_url().unwrap().as_str(), "http://127.0.0.1:9100/");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn typos_and_bad_values_fail_loudly() {
+        Jail::expect_with(|jail| {
+            jail.create_file("restdose.toml", "lisen = \"x\"\n")?;
+            assert!(Config::load(Path::new("restdose.toml"), false).is_err());
+            jail.create_file("restdose.toml", "database_url = \"mysql://x\"\n")?;
+            assert!(Config::load(Path::new("restdose.toml"), false).is_err());
+            assert!(Config::load(Path::new("missing.toml"), true).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn smtp_url_is_redacted_when_printed() {
+        let c = Config {
+            smtp_url: Some(SecretString::from("smtps://u:hunter2@x")),
+            ..Config::default()
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!toml::to_string(&c).unwrap().contains("hunter2"));
+    }
+}
