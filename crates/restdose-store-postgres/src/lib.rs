@@ -195,13 +195,10 @@ impl Store for PgStore {
 
     #[tracing::instrument(skip_all)]
     async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR
-            .run(&self.pool)
-            .await
-            .map_err(|e| match e {
-                sqlx::migrate::MigrateError::Execute(inner) => db_error(inner),
-                other => StoreError::other(other),
-            })
+        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(inner) => db_error(inner),
+            other => StoreError::other(other),
+        })
     }
 
     #[tracing::instrument(skip_all)]
@@ -305,13 +302,14 @@ impl Store for PgStore {
         postcode: &str,
         radius_km: u16,
     ) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE registrants SET postcode = $2, radius_km = $3 WHERE id = $1")
-            .bind(id)
-            .bind(postcode)
-            .bind(radius_to_db(radius_km)?)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+        let done =
+            sqlx::query("UPDATE registrants SET postcode = $2, radius_km = $3 WHERE id = $1")
+                .bind(id)
+                .bind(postcode)
+                .bind(radius_to_db(radius_km)?)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -405,11 +403,15 @@ impl Store for PgStore {
         }
         tracing::Span::current().record("id", tracing::field::display(token.registrant_id));
 
-        sqlx::query("DELETE FROM registrant_tokens WHERE token_hash = $1")
+        let deleted = sqlx::query("DELETE FROM registrant_tokens WHERE token_hash = $1")
             .bind(confirm_token_hash)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        if deleted.rows_affected() != 1 {
+            // Consumed by a concurrent confirmation (cannot happen while the row is locked).
+            return Ok(None);
+        }
         sqlx::query(
             "UPDATE registrants SET status = 'active', confirmed_at = $2 \
              WHERE id = $1 AND status = 'pending'",
@@ -471,5 +473,64 @@ impl Store for PgStore {
                 lon: r.lon,
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_postcode_entries_win() {
+        let rows = [
+            PostcodeRow {
+                postcode: "1".into(),
+                lat: 1.0,
+                lon: 1.0,
+            },
+            PostcodeRow {
+                postcode: "2".into(),
+                lat: 2.0,
+                lon: 2.0,
+            },
+            PostcodeRow {
+                postcode: "1".into(),
+                lat: 3.0,
+                lon: 3.0,
+            },
+        ];
+        let kept: Vec<(&str, f64)> = last_entry_per_postcode(&rows)
+            .into_iter()
+            .map(|r| (r.postcode.as_str(), r.lat))
+            .collect();
+        assert_eq!(kept, vec![("2", 2.0), ("1", 3.0)]);
+    }
+
+    #[test]
+    fn pool_and_io_errors_are_unavailable() {
+        for e in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        ] {
+            assert!(matches!(db_error(e), StoreError::Unavailable(_)));
+        }
+        assert!(matches!(
+            db_error(sqlx::Error::RowNotFound),
+            StoreError::Other(_)
+        ));
+    }
+
+    /// Nothing listens on port 1: connecting must fail as `Unavailable`, within the acquire
+    /// timeout.
+    #[tokio::test]
+    async fn unreachable_server_is_unavailable() {
+        let started = std::time::Instant::now();
+        let err = PgStore::connect("postgres://postgres@127.0.0.1:1/postgres", 1)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(started.elapsed() < ACQUIRE_TIMEOUT + Duration::from_secs(2));
     }
 }

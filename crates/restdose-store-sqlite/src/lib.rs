@@ -465,11 +465,15 @@ impl Store for SqliteStore {
         }
         tracing::Span::current().record("id", tracing::field::display(token.registrant_id));
 
-        sqlx::query("DELETE FROM registrant_tokens WHERE token_hash = ?1")
+        let deleted = sqlx::query("DELETE FROM registrant_tokens WHERE token_hash = ?1")
             .bind(confirm_token_hash)
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        if deleted.rows_affected() != 1 {
+            // Consumed by a concurrent confirmation (cannot happen while the row is locked).
+            return Ok(None);
+        }
         sqlx::query(
             "UPDATE registrants SET status = 'active', confirmed_at = ?2 \
              WHERE id = ?1 AND status = 'pending'",
@@ -563,9 +567,21 @@ mod tests {
     #[test]
     fn later_postcode_entries_win() {
         let rows = [
-            PostcodeRow { postcode: "1".into(), lat: 1.0, lon: 1.0 },
-            PostcodeRow { postcode: "2".into(), lat: 2.0, lon: 2.0 },
-            PostcodeRow { postcode: "1".into(), lat: 3.0, lon: 3.0 },
+            PostcodeRow {
+                postcode: "1".into(),
+                lat: 1.0,
+                lon: 1.0,
+            },
+            PostcodeRow {
+                postcode: "2".into(),
+                lat: 2.0,
+                lon: 2.0,
+            },
+            PostcodeRow {
+                postcode: "1".into(),
+                lat: 3.0,
+                lon: 3.0,
+            },
         ];
         let kept: Vec<(&str, f64)> = last_entry_per_postcode(&rows)
             .into_iter()
@@ -576,7 +592,9 @@ mod tests {
 
     #[tokio::test]
     async fn connect_refuses_memory_and_creates_the_directory() {
-        let err = SqliteStore::connect("sqlite::memory:", 1).await.unwrap_err();
+        let err = SqliteStore::connect("sqlite::memory:", 1)
+            .await
+            .unwrap_err();
         assert!(err.source_text().contains("in-memory"), "{err:?}");
 
         let dir = tempfile::tempdir().unwrap();

@@ -18,6 +18,9 @@ use crate::{
     StoredEmail, TokenPurpose, TokenRecord,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use uuid::Uuid;
 
 /// Names of all cases, in the order of [`conformance_cases!`](crate::conformance_cases).
@@ -32,6 +35,8 @@ pub const CASES: &[&str] = &[
     "manage_token_does_not_confirm",
     "expired_confirm_token_does_not_confirm",
     "mail_slot_is_reserved_once_per_window",
+    "racing_mail_slot_reservations_grant_one",
+    "racing_confirmations_confirm_once",
     "pause_and_resume_keep_place_in_line",
     "pending_person_cannot_be_paused",
     "paused_person_stays_paused_when_confirmed_again",
@@ -66,6 +71,8 @@ macro_rules! conformance_cases {
             manage_token_does_not_confirm,
             expired_confirm_token_does_not_confirm,
             mail_slot_is_reserved_once_per_window,
+            racing_mail_slot_reservations_grant_one,
+            racing_confirmations_confirm_once,
             pause_and_resume_keep_place_in_line,
             pending_person_cannot_be_paused,
             paused_person_stays_paused_when_confirmed_again,
@@ -162,7 +169,10 @@ async fn get(store: &dyn Store, id: Uuid) -> Registrant {
 }
 
 /// Inserts a person with a confirmation and a manage token, returns all three.
-async fn insert_person(store: &dyn Store, at: DateTime<Utc>) -> (NewRegistrant, NewToken, NewToken) {
+async fn insert_person(
+    store: &dyn Store,
+    at: DateTime<Utc>,
+) -> (NewRegistrant, NewToken, NewToken) {
     let new = person(at);
     let confirm = token(new.id, TokenPurpose::Confirm, at, Duration::hours(48));
     let manage = token(new.id, TokenPurpose::Manage, at, Duration::days(365));
@@ -184,8 +194,45 @@ async fn insert_active_person(
         .confirm_registrant(&confirm.hash, confirmed_at)
         .await
         .expect("confirm_registrant failed");
-    assert_eq!(confirmed, Some(new.id), "fresh confirmation token must confirm");
+    assert_eq!(
+        confirmed,
+        Some(new.id),
+        "fresh confirmation token must confirm"
+    );
     (new, manage)
+}
+
+/// Polls all futures concurrently until each is done (a runtime-free `join_all`), so that racing
+/// calls really overlap on the database.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(Option::unwrap).collect()
+}
+
+/// Makes the backend open several connections first, so that racing calls start together
+/// instead of queueing behind connection set-up.
+async fn warm_up(store: &dyn Store) {
+    for result in join_all((0..8).map(|_| store.ping()).collect()).await {
+        result.expect("ping failed");
+    }
 }
 
 fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
@@ -315,7 +362,12 @@ pub async fn tokens_are_found_only_with_their_purpose_and_before_expiry(store: &
         .insert_registrant(&new, std::slice::from_ref(&confirm))
         .await
         .unwrap();
-    let manage = token(new.id, TokenPurpose::Manage, t0() + ms(5), Duration::days(30));
+    let manage = token(
+        new.id,
+        TokenPurpose::Manage,
+        t0() + ms(5),
+        Duration::days(30),
+    );
     store
         .insert_tokens(std::slice::from_ref(&manage))
         .await
@@ -346,28 +398,57 @@ pub async fn tokens_are_found_only_with_their_purpose_and_before_expiry(store: &
         Some(expected_manage)
     );
     // Wrong purpose.
-    assert_eq!(find(confirm.hash.clone(), TokenPurpose::Manage, t0()).await, None);
-    assert_eq!(find(manage.hash.clone(), TokenPurpose::Confirm, t0()).await, None);
+    assert_eq!(
+        find(confirm.hash.clone(), TokenPurpose::Manage, t0()).await,
+        None
+    );
+    assert_eq!(
+        find(manage.hash.clone(), TokenPurpose::Confirm, t0()).await,
+        None
+    );
     // Expiry is exclusive: valid until the millisecond before `expires_at`.
     assert_eq!(
-        find(confirm.hash.clone(), TokenPurpose::Confirm, confirm.expires_at - ms(1)).await,
+        find(
+            confirm.hash.clone(),
+            TokenPurpose::Confirm,
+            confirm.expires_at - ms(1)
+        )
+        .await,
         Some(expected_confirm)
     );
     assert_eq!(
-        find(confirm.hash.clone(), TokenPurpose::Confirm, confirm.expires_at).await,
+        find(
+            confirm.hash.clone(),
+            TokenPurpose::Confirm,
+            confirm.expires_at
+        )
+        .await,
         None
     );
     assert_eq!(
-        find(confirm.hash.clone(), TokenPurpose::Confirm, confirm.expires_at + minutes(1)).await,
+        find(
+            confirm.hash.clone(),
+            TokenPurpose::Confirm,
+            confirm.expires_at + minutes(1)
+        )
+        .await,
         None
     );
     // Unknown hash.
-    assert_eq!(find(random_bytes(32), TokenPurpose::Confirm, t0()).await, None);
+    assert_eq!(
+        find(random_bytes(32), TokenPurpose::Confirm, t0()).await,
+        None
+    );
 }
 
 /// Tokens hang off a person: storing one for nobody must fail (foreign keys are enforced).
 pub async fn tokens_for_a_missing_person_are_refused(store: &dyn Store) {
-    let orphan = token(Uuid::new_v4(), TokenPurpose::Manage, t0(), Duration::days(30));
+    let orphan = token(
+        Uuid::new_v4(),
+        TokenPurpose::Manage,
+        t0(),
+        Duration::days(30),
+    );
     let result = store.insert_tokens(std::slice::from_ref(&orphan)).await;
     assert!(result.is_err(), "token for a missing person was accepted");
     assert_eq!(
@@ -391,7 +472,10 @@ pub async fn confirm_consumes_the_token_and_activates_once(store: &dyn Store) {
     assert_eq!(after.status, RegistrantStatus::Active);
     assert_eq!(after.confirmed_at, Some(t1));
     assert_eq!(after.paused_at, None);
-    assert_eq!(after.created_at, new.created_at, "place in line must not move");
+    assert_eq!(
+        after.created_at, new.created_at,
+        "place in line must not move"
+    );
 
     // Single use.
     assert_eq!(
@@ -442,7 +526,10 @@ pub async fn confirm_consumes_the_token_and_activates_once(store: &dyn Store) {
 
     // Unknown token.
     assert_eq!(
-        store.confirm_registrant(&random_bytes(32), t2).await.unwrap(),
+        store
+            .confirm_registrant(&random_bytes(32), t2)
+            .await
+            .unwrap(),
         None
     );
 }
@@ -497,20 +584,40 @@ pub async fn mail_slot_is_reserved_once_per_window(store: &dyn Store) {
 
     // Never mailed: the slot is free.
     let t1 = t0() + ms(1);
-    assert!(store.reserve_mail_slot(new.id, t1, t1 - window).await.unwrap());
+    assert!(
+        store
+            .reserve_mail_slot(new.id, t1, t1 - window)
+            .await
+            .unwrap()
+    );
     assert_eq!(get(store, new.id).await.last_mail_at, Some(t1));
 
     // Within the window: refused, and the time of the last mail stays.
     let t2 = t1 + minutes(1);
-    assert!(!store.reserve_mail_slot(new.id, t2, t2 - window).await.unwrap());
+    assert!(
+        !store
+            .reserve_mail_slot(new.id, t2, t2 - window)
+            .await
+            .unwrap()
+    );
     assert_eq!(get(store, new.id).await.last_mail_at, Some(t1));
 
     // A second caller racing with the same clock gets nothing either.
-    assert!(!store.reserve_mail_slot(new.id, t1, t1 - window).await.unwrap());
+    assert!(
+        !store
+            .reserve_mail_slot(new.id, t1, t1 - window)
+            .await
+            .unwrap()
+    );
 
     // Exactly one window later (`previous_before` is inclusive): free again.
     let t3 = t1 + window;
-    assert!(store.reserve_mail_slot(new.id, t3, t3 - window).await.unwrap());
+    assert!(
+        store
+            .reserve_mail_slot(new.id, t3, t3 - window)
+            .await
+            .unwrap()
+    );
     assert_eq!(get(store, new.id).await.last_mail_at, Some(t3));
 
     // A person whose confirmation mail just went out is throttled from the start.
@@ -523,7 +630,57 @@ pub async fn mail_slot_is_reserved_once_per_window(store: &dyn Store) {
     );
 
     // Nobody to mail.
-    assert!(!store.reserve_mail_slot(Uuid::new_v4(), t3, t3 - window).await.unwrap());
+    assert!(
+        !store
+            .reserve_mail_slot(Uuid::new_v4(), t3, t3 - window)
+            .await
+            .unwrap()
+    );
+}
+
+/// Several requests (say, double-clicked "resend" buttons) race for the same mail slot: exactly
+/// one wins.
+pub async fn racing_mail_slot_reservations_grant_one(store: &dyn Store) {
+    let mut new = person(t0());
+    new.last_mail_at = None;
+    store.insert_registrant(&new, &[]).await.unwrap();
+    warm_up(store).await;
+
+    let now = t0() + minutes(1);
+    let results = join_all(
+        (0..8)
+            .map(|_| store.reserve_mail_slot(new.id, now, now - minutes(10)))
+            .collect(),
+    )
+    .await;
+    let granted = results.into_iter().filter(|r| *r.as_ref().unwrap()).count();
+    assert_eq!(granted, 1, "racing reservations granted {granted} slots");
+    assert_eq!(get(store, new.id).await.last_mail_at, Some(now));
+}
+
+/// The same confirmation link opened several times at once confirms exactly once.
+pub async fn racing_confirmations_confirm_once(store: &dyn Store) {
+    let (new, confirm, _) = insert_person(store, t0()).await;
+    warm_up(store).await;
+    let now = t0() + minutes(1);
+    let results = join_all(
+        (0..8)
+            .map(|_| store.confirm_registrant(&confirm.hash, now))
+            .collect(),
+    )
+    .await;
+    let confirmed: Vec<Uuid> = results
+        .into_iter()
+        .filter_map(|r| r.expect("racing confirm_registrant failed"))
+        .collect();
+    assert_eq!(
+        confirmed,
+        vec![new.id],
+        "racing confirmations: {confirmed:?}"
+    );
+    let after = get(store, new.id).await;
+    assert_eq!(after.status, RegistrantStatus::Active);
+    assert_eq!(after.confirmed_at, Some(now));
 }
 
 pub async fn pause_and_resume_keep_place_in_line(store: &dyn Store) {
@@ -543,7 +700,10 @@ pub async fn pause_and_resume_keep_place_in_line(store: &dyn Store) {
 
     // Pausing again keeps the original pause time.
     assert_eq!(
-        store.set_paused(new.id, true, t2 + minutes(5)).await.unwrap(),
+        store
+            .set_paused(new.id, true, t2 + minutes(5))
+            .await
+            .unwrap(),
         RegistrantStatus::Paused
     );
     assert_eq!(get(store, new.id).await.paused_at, Some(t2));
@@ -556,7 +716,10 @@ pub async fn pause_and_resume_keep_place_in_line(store: &dyn Store) {
     let resumed = get(store, new.id).await;
     assert_eq!(resumed.status, RegistrantStatus::Active);
     assert_eq!(resumed.paused_at, None);
-    assert_eq!(resumed.created_at, new.created_at, "place in line must not move");
+    assert_eq!(
+        resumed.created_at, new.created_at,
+        "place in line must not move"
+    );
     assert_eq!(resumed.confirmed_at, Some(t1));
 
     // Resuming an active person is a no-op.
@@ -613,10 +776,7 @@ pub async fn paused_person_stays_paused_when_confirmed_again(store: &dyn Store) 
 
 pub async fn update_preferences_changes_postcode_and_radius(store: &dyn Store) {
     let (new, _, _) = insert_person(store, t0()).await;
-    store
-        .update_preferences(new.id, "20095", 42)
-        .await
-        .unwrap();
+    store.update_preferences(new.id, "20095", 42).await.unwrap();
     let after = get(store, new.id).await;
     assert_eq!(after.postcode, "20095");
     assert_eq!(after.radius_km, 42);
@@ -666,7 +826,10 @@ pub async fn delete_removes_person_and_tokens(store: &dyn Store) {
             .unwrap(),
         None
     );
-    assert_eq!(store.confirm_registrant(&confirm.hash, t0()).await.unwrap(), None);
+    assert_eq!(
+        store.confirm_registrant(&confirm.hash, t0()).await.unwrap(),
+        None
+    );
 
     // Already gone.
     assert!(!store.delete_registrant(new.id).await.unwrap());
@@ -710,7 +873,10 @@ pub async fn postcodes_upsert_replaces(store: &dyn Store) {
     assert_eq!(store.postcodes(&country).await.unwrap(), vec![]);
     assert_eq!(store.upsert_postcodes(&country, &[]).await.unwrap(), 0);
 
-    let first = vec![pc("1010", 48.208_49, 16.372_08), pc("8010", 47.070_71, 15.439_55)];
+    let first = vec![
+        pc("1010", 48.208_49, 16.372_08),
+        pc("8010", 47.070_71, 15.439_55),
+    ];
     assert_eq!(store.upsert_postcodes(&country, &first).await.unwrap(), 2);
     assert_eq!(store.postcodes(&country).await.unwrap(), first);
 
@@ -719,7 +885,10 @@ pub async fn postcodes_upsert_replaces(store: &dyn Store) {
         .await
         .unwrap();
 
-    let second = vec![pc("8010", -33.868_82, 151.209_29), pc("5020", 47.809_49, 13.055_01)];
+    let second = vec![
+        pc("8010", -33.868_82, 151.209_29),
+        pc("5020", 47.809_49, 13.055_01),
+    ];
     assert_eq!(store.upsert_postcodes(&country, &second).await.unwrap(), 2);
     assert_eq!(
         store.postcodes(&country).await.unwrap(),
@@ -752,9 +921,18 @@ pub async fn postcodes_upsert_replaces(store: &dyn Store) {
 pub async fn postcodes_upsert_handles_large_batches(store: &dyn Store) {
     let country = unique_country();
     let rows: Vec<PostcodeRow> = (0..20_000)
-        .map(|i| pc(&format!("{i:05}"), 47.0 + f64::from(i) / 10_000.0, 5.0 + f64::from(i) / 7.0))
+        .map(|i| {
+            pc(
+                &format!("{i:05}"),
+                47.0 + f64::from(i) / 10_000.0,
+                5.0 + f64::from(i) / 7.0,
+            )
+        })
         .collect();
-    assert_eq!(store.upsert_postcodes(&country, &rows).await.unwrap(), 20_000);
+    assert_eq!(
+        store.upsert_postcodes(&country, &rows).await.unwrap(),
+        20_000
+    );
     assert_eq!(store.postcodes(&country).await.unwrap(), rows);
 }
 
@@ -762,7 +940,12 @@ pub async fn times_round_trip_at_millisecond_precision(store: &dyn Store) {
     let created = t0() + ms(876);
     let mut new = person(created);
     new.last_mail_at = Some(created + ms(1));
-    let confirm = token(new.id, TokenPurpose::Confirm, created, Duration::hours(48) + ms(999));
+    let confirm = token(
+        new.id,
+        TokenPurpose::Confirm,
+        created,
+        Duration::hours(48) + ms(999),
+    );
     store
         .insert_registrant(&new, std::slice::from_ref(&confirm))
         .await
