@@ -69,10 +69,16 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}", dir.path().join("restdose.db").display());
-                TestDb { backend, url, dir: Some(dir), pg_name: None }
+                TestDb {
+                    backend,
+                    url,
+                    dir: Some(dir),
+                    pg_name: None,
+                }
             }
             Backend::Postgres => {
-                let admin = url::Url::parse(&postgres_admin_url()).expect("RESTDOSE_TEST_POSTGRES_URL is not a URL");
+                let admin = url::Url::parse(&postgres_admin_url())
+                    .expect("RESTDOSE_TEST_POSTGRES_URL is not a URL");
                 let name = format!("restdose_t_{}", uuid::Uuid::new_v4().simple());
                 let mut conn = sqlx::PgConnection::connect(admin.as_str()).await.unwrap_or_else(|e| {
                     panic!(
@@ -87,7 +93,12 @@ impl TestDb {
                 conn.close().await.ok();
                 let mut url = admin.clone();
                 url.set_path(&format!("/{name}"));
-                TestDb { backend, url: url.to_string(), dir: None, pg_name: Some(name) }
+                TestDb {
+                    backend,
+                    url: url.to_string(),
+                    dir: None,
+                    pg_name: Some(name),
+                }
             }
         }
     }
@@ -103,9 +114,15 @@ impl TestDb {
         match self.backend {
             Backend::Sqlite => {
                 let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut conn).await.unwrap();
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
                 let tables: Vec<(String,)> =
-                    sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table'").fetch_all(&mut conn).await.unwrap();
+                    sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table'")
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap();
                 for (table,) in tables {
                     let cols: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                         "SELECT name FROM pragma_table_info('{table}')"
@@ -121,7 +138,11 @@ impl TestDb {
                         .await
                         .unwrap();
                         for (text, hex) in values {
-                            out.push_str(&format!("{table}.{col}: {} | {}\n", text.unwrap_or_default(), hex.unwrap_or_default()));
+                            out.push_str(&format!(
+                                "{table}.{col}: {} | {}\n",
+                                text.unwrap_or_default(),
+                                hex.unwrap_or_default()
+                            ));
                         }
                     }
                 }
@@ -160,12 +181,18 @@ impl TestDb {
         match self.backend {
             Backend::Sqlite => {
                 let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
-                let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(&mut conn).await.unwrap();
+                let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
                 n
             }
             Backend::Postgres => {
                 let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
-                let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(&mut conn).await.unwrap();
+                let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap();
                 n
             }
         }
@@ -174,16 +201,23 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some(name) = self.pg_name.take() else { return };
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
         // Drop runs outside async context: use a short-lived runtime on its own thread.
         let admin = postgres_admin_url();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                        .execute(&mut conn)
-                        .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
                 }
             });
         })
@@ -205,6 +239,8 @@ pub struct TestApp {
     pub smtp: &'static TestSmtp,
     pub db: TestDb,
     pub data_dir: tempfile::TempDir,
+    /// The services behind the server, for calling worker steps directly.
+    pub services: restdose_core::Services,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -237,24 +273,48 @@ impl TestApp {
             .await
             .expect("application failed to start");
         let handle = app.handle.clone();
+        let services = app.services.clone();
         tokio::spawn(app.server);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        TestApp { base, clock, client, smtp, db, data_dir, handle }
+        TestApp {
+            base,
+            clock,
+            client,
+            smtp,
+            db,
+            data_dir,
+            services,
+            handle,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
-        if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.base) }
+        if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        }
     }
 
     pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
-        self.client.post(self.url(path)).json(body).send().await.unwrap()
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        self.client.post(self.url(path)).form(form).send().await.unwrap()
+        self.client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
@@ -265,9 +325,17 @@ impl TestApp {
     pub async fn sign_up(&self, email: &str, postcode: &str) -> CapturedMail {
         let before = self.smtp.count_for(email);
         let response = self
-            .post_json("/api/v1/registrations", &serde_json::json!({ "email": email, "postcode": postcode }))
+            .post_json(
+                "/api/v1/registrations",
+                &serde_json::json!({ "email": email, "postcode": postcode }),
+            )
             .await;
-        assert_eq!(response.status(), 202, "sign-up failed: {}", response.text().await.unwrap());
+        assert_eq!(
+            response.status(),
+            202,
+            "sign-up failed: {}",
+            response.text().await.unwrap()
+        );
         self.smtp.wait_for(email, before + 1).await.pop().unwrap()
     }
 

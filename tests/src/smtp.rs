@@ -15,7 +15,9 @@ pub struct CapturedMail {
 
 impl CapturedMail {
     fn parsed(&self) -> mail_parser::Message<'_> {
-        MessageParser::default().parse(&self.raw).expect("unparseable mail")
+        MessageParser::default()
+            .parse(&self.raw)
+            .expect("unparseable mail")
     }
 
     pub fn subject(&self) -> String {
@@ -23,17 +25,21 @@ impl CapturedMail {
     }
 
     pub fn text(&self) -> String {
-        self.parsed().body_text(0).expect("no text part").into_owned()
+        self.parsed()
+            .body_text(0)
+            .expect("no text part")
+            .into_owned()
     }
 
     pub fn html(&self) -> String {
-        self.parsed().body_html(0).expect("no html part").into_owned()
+        self.parsed()
+            .body_html(0)
+            .expect("no html part")
+            .into_owned()
     }
 
     pub fn header(&self, name: &str) -> Option<String> {
-        self.parsed()
-            .header_raw(name)
-            .map(|v| v.trim().to_owned())
+        self.parsed().header_raw(name).map(|v| v.trim().to_owned())
     }
 
     pub fn message_id(&self) -> String {
@@ -81,7 +87,10 @@ impl Handler for Capture {
     }
 
     fn data_end(&mut self) -> Response {
-        let mail = CapturedMail { to: std::mem::take(&mut self.to), raw: std::mem::take(&mut self.buffer) };
+        let mail = CapturedMail {
+            to: std::mem::take(&mut self.to),
+            raw: std::mem::take(&mut self.buffer),
+        };
         self.inbox.lock().unwrap().push(mail);
         response::OK
     }
@@ -101,10 +110,17 @@ impl TestSmtp {
             let listener = TcpListener::bind("127.0.0.1:0").unwrap();
             let port = listener.local_addr().unwrap().port();
             let inbox = Arc::new(Mutex::new(Vec::new()));
-            let handler = Capture { inbox: inbox.clone(), to: Vec::new(), buffer: Vec::new() };
+            let handler = Capture {
+                inbox: inbox.clone(),
+                to: Vec::new(),
+                buffer: Vec::new(),
+            };
             std::thread::spawn(move || {
                 let mut server = Server::new(handler);
-                server.with_name("test-smtp").with_num_threads(8).with_tcp_listener(listener);
+                server
+                    .with_name("test-smtp")
+                    .with_num_threads(8)
+                    .with_tcp_listener(listener);
                 server.serve().expect("test SMTP server stopped");
             });
             TestSmtp { port, inbox }
@@ -139,6 +155,9 @@ impl TestSmtp {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("expected {count} mail(s) for a test address, got {}", self.count_for(address));
+        panic!(
+            "expected {count} mail(s) for a test address, got {}",
+            self.count_for(address)
+        );
     }
 }

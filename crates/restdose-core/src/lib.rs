@@ -4,12 +4,15 @@
 
 mod error;
 mod links;
+pub mod maintenance;
 pub mod registration;
 mod validation;
 
 pub use error::ServiceError;
 pub use links::Links;
-pub use validation::{FieldError, RadiusInput, SignUpRequest, validate_preferences, validate_sign_up};
+pub use validation::{
+    FieldError, RadiusInput, SignUpRequest, validate_preferences, validate_sign_up,
+};
 
 use chrono::Duration;
 use restdose_crypto::Keyring;

@@ -133,6 +133,10 @@ impl Services {
         };
         if let Err(e) = self.mailer.send(&mail).await {
             tracing::error!(error = %e, registrant = %existing.id, "repeat sign-up mail failed");
+            // Let the person retry right away instead of waiting out the resend interval.
+            self.store
+                .release_mail_slot(existing.id, now, existing.last_mail_at)
+                .await?;
             return Err(ServiceError::MailUnavailable(e));
         }
         tracing::info!(registrant = %existing.id, "repeat sign-up, mail re-sent");
@@ -175,7 +179,8 @@ impl Services {
             &registrant.email.ciphertext,
             registrant.id.as_bytes(),
         )?;
-        let email = String::from_utf8(plain.to_vec()).map_err(|_| restdose_crypto::CryptoError::Decrypt)?;
+        let email =
+            String::from_utf8(plain.to_vec()).map_err(|_| restdose_crypto::CryptoError::Decrypt)?;
         Ok(RegistrantView {
             email: Email::from_trusted(email),
             postcode: Postcode::from_trusted(registrant.postcode),
@@ -195,8 +200,8 @@ impl Services {
         radius: RadiusInput<'_>,
     ) -> Result<(), ServiceError> {
         let id = self.registrant_id_for(token).await?;
-        let (postcode, radius) =
-            validate_preferences(postcode, radius, &self.gazetteer).map_err(ServiceError::Validation)?;
+        let (postcode, radius) = validate_preferences(postcode, radius, &self.gazetteer)
+            .map_err(ServiceError::Validation)?;
         self.store
             .update_preferences(id, postcode.as_str(), radius.km())
             .await
@@ -206,7 +211,11 @@ impl Services {
     }
 
     /// Pause (no offers) or resume; the place in line is kept either way.
-    pub async fn set_paused(&self, token: &str, paused: bool) -> Result<RegistrantStatus, ServiceError> {
+    pub async fn set_paused(
+        &self,
+        token: &str,
+        paused: bool,
+    ) -> Result<RegistrantStatus, ServiceError> {
         let id = self.registrant_id_for(token).await?;
         let status = self
             .store
@@ -242,7 +251,13 @@ impl Services {
             .ok_or(ServiceError::InvalidLink)
     }
 
-    fn token(&self, token: &SecretToken, id: Uuid, purpose: TokenPurpose, now: DateTime<Utc>) -> NewToken {
+    fn token(
+        &self,
+        token: &SecretToken,
+        id: Uuid,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> NewToken {
         let ttl = match purpose {
             TokenPurpose::Confirm => self.policy.confirm_link_ttl,
             TokenPurpose::Manage => self.policy.manage_link_ttl,
@@ -271,6 +286,7 @@ impl Services {
                     confirm_url: &self.links.confirm(confirm),
                     manage_url: &self.links.manage(manage),
                     unsubscribe_url: &self.links.unsubscribe(manage),
+                    valid_hours: self.policy.confirm_link_ttl.num_hours(),
                 },
             ),
         )

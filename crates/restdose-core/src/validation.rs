@@ -115,8 +115,14 @@ mod tests {
 
     #[test]
     fn collects_one_error_per_broken_field_in_form_order() {
-        let errors = validate_sign_up("nope", "1234", RadiusInput::Number(0), Lang::De, builtin_germany())
-            .unwrap_err();
+        let errors = validate_sign_up(
+            "nope",
+            "1234",
+            RadiusInput::Number(0),
+            Lang::De,
+            builtin_germany(),
+        )
+        .unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| (e.field, e.code)).collect();
         assert_eq!(
             fields,
@@ -130,8 +136,14 @@ mod tests {
 
     #[test]
     fn a_good_request_passes_with_default_radius() {
-        let ok = validate_sign_up(" a@b.de ", " 10115 ", RadiusInput::Missing, Lang::En, builtin_germany())
-            .unwrap();
+        let ok = validate_sign_up(
+            " a@b.de ",
+            " 10115 ",
+            RadiusInput::Missing,
+            Lang::En,
+            builtin_germany(),
+        )
+        .unwrap();
         assert_eq!(ok.postcode.as_str(), "10115");
         assert_eq!(ok.radius.km(), 10);
     }

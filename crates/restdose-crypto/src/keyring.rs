@@ -63,11 +63,15 @@ impl Keyring {
     }
 
     pub fn from_toml(text: &str) -> Result<Keyring, KeyFileError> {
-        let file: KeyFile = toml::from_str(text).map_err(|e| KeyFileError::Syntax(e.message().to_owned()))?;
+        let file: KeyFile =
+            toml::from_str(text).map_err(|e| KeyFileError::Syntax(e.message().to_owned()))?;
         let mut encryption = BTreeMap::new();
         for (id, key) in &file.encryption_keys {
             let id: i32 = id.parse().map_err(|_| KeyFileError::BadKey(id.clone()))?;
-            encryption.insert(id, decode_key(key).ok_or_else(|| KeyFileError::BadKey(id.to_string()))?);
+            encryption.insert(
+                id,
+                decode_key(key).ok_or_else(|| KeyFileError::BadKey(id.to_string()))?,
+            );
         }
         if !encryption.contains_key(&file.current_key_id) {
             return Err(KeyFileError::MissingCurrent(file.current_key_id));
@@ -109,11 +113,18 @@ impl Keyring {
             .encryption
             .get(&self.current)
             .ok_or(CryptoError::UnknownKey(self.current))?;
-        let cipher = Aes256Gcm::new_from_slice(key.as_ref()).map_err(|_| CryptoError::UnknownKey(self.current))?;
+        let cipher = Aes256Gcm::new_from_slice(key.as_ref())
+            .map_err(|_| CryptoError::UnknownKey(self.current))?;
         let mut nonce = [0u8; NONCE_BYTES];
         random_bytes(&mut nonce)?;
         let sealed = cipher
-            .encrypt(&Nonce::from(nonce), Payload { msg: plaintext, aad })
+            .encrypt(
+                &Nonce::from(nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .map_err(|_| CryptoError::Decrypt)?;
         let mut out = Vec::with_capacity(NONCE_BYTES + sealed.len());
         out.extend_from_slice(&nonce);
@@ -121,9 +132,18 @@ impl Keyring {
         Ok((self.current, out))
     }
 
-    pub fn decrypt(&self, key_id: i32, blob: &[u8], aad: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let key = self.encryption.get(&key_id).ok_or(CryptoError::UnknownKey(key_id))?;
-        let cipher = Aes256Gcm::new_from_slice(key.as_ref()).map_err(|_| CryptoError::UnknownKey(key_id))?;
+    pub fn decrypt(
+        &self,
+        key_id: i32,
+        blob: &[u8],
+        aad: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let key = self
+            .encryption
+            .get(&key_id)
+            .ok_or(CryptoError::UnknownKey(key_id))?;
+        let cipher =
+            Aes256Gcm::new_from_slice(key.as_ref()).map_err(|_| CryptoError::UnknownKey(key_id))?;
         if blob.len() < NONCE_BYTES {
             return Err(CryptoError::Decrypt);
         }
@@ -175,7 +195,10 @@ mod tests {
         let (id, blob) = ring.encrypt(b"anna@example.de", b"row-1").unwrap();
         assert_eq!(id, 1);
         assert!(!blob.windows(4).any(|w| w == b"anna"));
-        assert_eq!(ring.decrypt(id, &blob, b"row-1").unwrap().as_slice(), b"anna@example.de");
+        assert_eq!(
+            ring.decrypt(id, &blob, b"row-1").unwrap().as_slice(),
+            b"anna@example.de"
+        );
         assert!(ring.decrypt(id, &blob, b"row-2").is_err());
         assert!(ring.decrypt(2, &blob, b"row-1").is_err());
         assert!(ring.decrypt(id, &blob[..5], b"row-1").is_err());

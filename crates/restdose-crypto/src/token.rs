@@ -22,7 +22,9 @@ impl SecretToken {
     pub fn generate() -> Result<SecretToken, CryptoError> {
         let mut raw = Zeroizing::new([0u8; TOKEN_BYTES]);
         random_bytes(raw.as_mut())?;
-        Ok(SecretToken(Zeroizing::new(URL_SAFE_NO_PAD.encode(raw.as_ref()))))
+        Ok(SecretToken(Zeroizing::new(
+            URL_SAFE_NO_PAD.encode(raw.as_ref()),
+        )))
     }
 
     /// Accepts a token as it came back in a URL; refuses anything we could not have made, so

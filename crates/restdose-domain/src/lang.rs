@@ -52,7 +52,10 @@ mod tests {
     #[test]
     fn reads_accept_language_by_quality() {
         assert_eq!(Lang::from_accept_language("en-GB,en;q=0.9"), Some(Lang::En));
-        assert_eq!(Lang::from_accept_language("fr, en;q=0.4, de;q=0.8"), Some(Lang::De));
+        assert_eq!(
+            Lang::from_accept_language("fr, en;q=0.4, de;q=0.8"),
+            Some(Lang::De)
+        );
         assert_eq!(Lang::from_accept_language("fr"), None);
     }
 }

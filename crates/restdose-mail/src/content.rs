@@ -29,6 +29,8 @@ pub enum Template<'a> {
         confirm_url: &'a str,
         manage_url: &'a str,
         unsubscribe_url: &'a str,
+        /// How long the link works; unconfirmed sign-ups are deleted after that.
+        valid_hours: i64,
     },
     /// Someone signed up again with an address that is already confirmed: we say so to the
     /// address only, never to whoever filled the form.
@@ -44,6 +46,7 @@ pub fn render(lang: Lang, template: &Template<'_>) -> MailContent {
             confirm_url,
             manage_url,
             unsubscribe_url,
+            valid_hours,
         } => {
             let (subject, intro, button, outro) = match lang {
                 Lang::De => (
@@ -51,22 +54,23 @@ pub fn render(lang: Lang, template: &Template<'_>) -> MailContent {
                     "Sie haben sich (oder jemand hat Sie) für die Restimpfdosen-Warteliste angemeldet. \
                      Bitte bestätigen Sie die Anmeldung, damit wir Ihnen Angebote aus Praxen in Ihrer Nähe schicken können.",
                     "Anmeldung bestätigen",
-                    "Waren Sie das nicht? Dann ignorieren Sie diese Mail: unbestätigte Anmeldungen löschen wir nach 48 Stunden.",
+                    "Waren Sie das nicht? Dann ignorieren Sie diese Mail: unbestätigte Anmeldungen löschen wir nach {hours} Stunden.",
                 ),
                 Lang::En => (
                     "Please confirm your sign-up with restdose",
                     "You (or someone) signed you up for the spare vaccine dose waiting list. \
                      Please confirm so that we can send you offers from practices near you.",
                     "Confirm sign-up",
-                    "Not you? Ignore this mail: unconfirmed sign-ups are deleted after 48 hours.",
+                    "Not you? Ignore this mail: unconfirmed sign-ups are deleted after {hours} hours.",
                 ),
             };
+            let outro = outro.replace("{hours}", &valid_hours.to_string());
             compose(
                 lang,
                 subject,
                 &[intro],
                 Some((button, confirm_url)),
-                &[outro],
+                &[&outro],
                 manage_url,
                 unsubscribe_url,
             )
@@ -87,7 +91,15 @@ pub fn render(lang: Lang, template: &Template<'_>) -> MailContent {
                      Use the link below to change postcode and radius, pause, or leave.",
                 ),
             };
-            compose(lang, subject, &[intro], None, &[], manage_url, unsubscribe_url)
+            compose(
+                lang,
+                subject,
+                &[intro],
+                None,
+                &[],
+                manage_url,
+                unsubscribe_url,
+            )
         }
     }
 }
@@ -188,23 +200,34 @@ mod tests {
                     confirm_url: "https://r.example/confirm/abc",
                     manage_url: "https://r.example/manage/def",
                     unsubscribe_url: "https://r.example/unsubscribe/def",
+                    valid_hours: 36,
                 },
             );
             for body in [&mail.text, &mail.html] {
                 assert!(body.contains("https://r.example/confirm/abc"));
                 assert!(body.contains("https://r.example/manage/def"));
             }
-            assert_eq!(mail.unsubscribe_url.as_deref(), Some("https://r.example/unsubscribe/def"));
+            assert_eq!(
+                mail.unsubscribe_url.as_deref(),
+                Some("https://r.example/unsubscribe/def")
+            );
+            assert!(mail.text.contains("36") && !mail.text.contains("{hours}"));
         }
         let de = render(
             Lang::De,
-            &Template::AlreadyRegistered { manage_url: "u", unsubscribe_url: "v" },
+            &Template::AlreadyRegistered {
+                manage_url: "u",
+                unsubscribe_url: "v",
+            },
         );
         assert!(de.subject.contains("bereits"));
     }
 
     #[test]
     fn html_is_escaped() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
     }
 }

@@ -67,8 +67,9 @@ fn build_message(from: &Mailbox, mail: &OutgoingMail) -> Result<Message, MailErr
 }
 
 fn parse_from(from: &str) -> Result<Mailbox, MailError> {
-    from.parse()
-        .map_err(|e: lettre::address::AddressError| MailError::Config(format!("sender address: {e}")))
+    from.parse().map_err(|e: lettre::address::AddressError| {
+        MailError::Config(format!("sender address: {e}"))
+    })
 }
 
 /// Pooled SMTP: connections are kept open between mails, which matters under load.
@@ -116,8 +117,9 @@ pub struct FileMailer {
 
 impl FileMailer {
     pub fn new(dir: &Path, from: &str) -> Result<FileMailer, MailError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| MailError::Config(format!("cannot create outbox {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            MailError::Config(format!("cannot create outbox {}: {e}", dir.display()))
+        })?;
         Ok(FileMailer {
             transport: AsyncFileTransport::new(dir),
             dir: dir.to_owned(),

@@ -279,6 +279,46 @@ impl Store for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    #[tracing::instrument(skip_all, fields(registrant = %id))]
+    async fn release_mail_slot(
+        &self,
+        id: Uuid,
+        reserved_at: DateTime<Utc>,
+        previous: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE registrants SET last_mail_at = $3 WHERE id = $1 AND last_mail_at = $2")
+            .bind(id)
+            .bind(reserved_at)
+            .bind(previous)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn purge_unconfirmed(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM registrants \
+             WHERE status = 'pending' AND COALESCE(last_mail_at, created_at) < $1",
+        )
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM registrant_tokens WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(done.rows_affected())
+    }
+
     #[tracing::instrument(skip_all, fields(tokens = tokens.len()))]
     async fn insert_tokens(&self, tokens: &[NewToken]) -> StoreResult<()> {
         match tokens {

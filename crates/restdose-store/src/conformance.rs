@@ -46,6 +46,9 @@ pub const CASES: &[&str] = &[
     "postcodes_upsert_replaces",
     "postcodes_upsert_handles_large_batches",
     "times_round_trip_at_millisecond_precision",
+    "released_mail_slot_can_be_taken_again",
+    "unconfirmed_people_are_purged_after_their_last_link_expires",
+    "expired_tokens_are_purged",
 ];
 
 /// Calls `$callback! { case_a, case_b, ... }` with the name of every case in this module, so a
@@ -82,6 +85,9 @@ macro_rules! conformance_cases {
             postcodes_upsert_replaces,
             postcodes_upsert_handles_large_batches,
             times_round_trip_at_millisecond_precision,
+            released_mail_slot_can_be_taken_again,
+            unconfirmed_people_are_purged_after_their_last_link_expires,
+            expired_tokens_are_purged,
         }
     };
 }
@@ -980,4 +986,98 @@ pub async fn times_round_trip_at_millisecond_precision(store: &dyn Store) {
     old.last_mail_at = Some(Utc.with_ymd_and_hms(2199, 12, 31, 23, 59, 59).unwrap() + ms(999));
     store.insert_registrant(&old, &[]).await.unwrap();
     assert_eq!(get(store, old.id).await, as_inserted(&old));
+}
+
+pub async fn released_mail_slot_can_be_taken_again(store: &dyn Store) {
+    let window = minutes(10);
+    let new = person(t0());
+    store.insert_registrant(&new, &[]).await.unwrap();
+    let t1 = t0() + minutes(11);
+    assert!(
+        store
+            .reserve_mail_slot(new.id, t1, t1 - window)
+            .await
+            .unwrap()
+    );
+    // The mail failed: give the slot back.
+    store
+        .release_mail_slot(new.id, t1, Some(t0()))
+        .await
+        .unwrap();
+    assert_eq!(get(store, new.id).await.last_mail_at, Some(t0()));
+    let t2 = t1 + ms(5);
+    assert!(
+        store
+            .reserve_mail_slot(new.id, t2, t2 - window)
+            .await
+            .unwrap()
+    );
+    // Releasing a slot that was since taken again changes nothing.
+    store
+        .release_mail_slot(new.id, t1, Some(t0()))
+        .await
+        .unwrap();
+    assert_eq!(get(store, new.id).await.last_mail_at, Some(t2));
+}
+
+pub async fn unconfirmed_people_are_purged_after_their_last_link_expires(store: &dyn Store) {
+    let old_pending = person(t0());
+    let mut reminded = person(t0());
+    reminded.last_mail_at = Some(t0() + minutes(60));
+    let confirmed = person(t0());
+    let confirm = token(confirmed.id, TokenPurpose::Confirm, t0(), minutes(60));
+    store.insert_registrant(&old_pending, &[]).await.unwrap();
+    store.insert_registrant(&reminded, &[]).await.unwrap();
+    store
+        .insert_registrant(&confirmed, std::slice::from_ref(&confirm))
+        .await
+        .unwrap();
+    store
+        .confirm_registrant(&confirm.hash, t0() + ms(1))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // A cut-off between the first and the latest mail removes only the stale sign-up.
+    let purged = store.purge_unconfirmed(t0() + minutes(30)).await.unwrap();
+    assert_eq!(purged, 1);
+    assert!(store.registrant(old_pending.id).await.unwrap().is_none());
+    assert!(store.registrant(reminded.id).await.unwrap().is_some());
+    assert!(
+        store.registrant(confirmed.id).await.unwrap().is_some(),
+        "confirmed people stay"
+    );
+    assert_eq!(
+        store.purge_unconfirmed(t0() + minutes(30)).await.unwrap(),
+        0
+    );
+}
+
+pub async fn expired_tokens_are_purged(store: &dyn Store) {
+    let new = person(t0());
+    let short = token(new.id, TokenPurpose::Manage, t0(), minutes(5));
+    let long = token(new.id, TokenPurpose::Manage, t0(), minutes(50));
+    store
+        .insert_registrant(&new, &[short.clone(), long.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.purge_expired_tokens(t0() + minutes(5)).await.unwrap(),
+        1
+    );
+    let later = t0() + minutes(6);
+    assert!(
+        store
+            .find_token(&short.hash, TokenPurpose::Manage, later)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .find_token(&long.hash, TokenPurpose::Manage, later)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

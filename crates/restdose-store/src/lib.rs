@@ -46,6 +46,15 @@ pub trait Store: Send + Sync + 'static {
         previous_before: DateTime<Utc>,
     ) -> StoreResult<bool>;
 
+    /// Gives back a slot taken by `reserve_mail_slot` at `reserved_at` whose mail could not be
+    /// sent, restoring `previous`; a no-op if another mail was recorded since.
+    async fn release_mail_slot(
+        &self,
+        id: Uuid,
+        reserved_at: DateTime<Utc>,
+        previous: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
+
     async fn insert_tokens(&self, tokens: &[NewToken]) -> StoreResult<()>;
 
     /// Changes where a person lives and how far they travel. `NotFound` if gone.
@@ -82,6 +91,15 @@ pub trait Store: Send + Sync + 'static {
         confirm_token_hash: &[u8],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Uuid>>;
+
+    // --- expiry ------------------------------------------------------------------------------
+
+    /// Deletes people still unconfirmed whose last confirmation mail went out before `cutoff`
+    /// (their links have expired). Returns how many.
+    async fn purge_unconfirmed(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Deletes tokens that expired at or before `now`. Returns how many.
+    async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64>;
 
     // --- postcodes imported for other countries ----------------------------------------------
 

@@ -18,7 +18,8 @@ pub async fn create_registration(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json_object(&req, payload, state.options.max_body_bytes, SIGN_UP_FIELDS).await?;
+    let body =
+        read_json_object(&req, payload, state.options.max_body_bytes, SIGN_UP_FIELDS).await?;
     let email = string_field(&body, "email", "invalid_email")?;
     let postcode = string_field(&body, "postcode", "invalid_postcode")?;
     let radius = match body.get("radius_km") {
@@ -34,7 +35,11 @@ pub async fn create_registration(
 }
 
 /// A required string field; missing or empty gives `required`, another JSON type `type_code`.
-fn string_field(body: &Map<String, Value>, field: &'static str, type_code: &'static str) -> Result<String, ApiError> {
+fn string_field(
+    body: &Map<String, Value>,
+    field: &'static str,
+    type_code: &'static str,
+) -> Result<String, ApiError> {
     match body.get(field) {
         Some(Value::String(s)) => Ok(s.clone()),
         None | Some(Value::Null) => Err(ApiError::new(
@@ -91,16 +96,31 @@ pub async fn read_json_object(
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "The body could not be read."))?;
+        let chunk = chunk.map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_body",
+                "The body could not be read.",
+            )
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
         body.extend_from_slice(&chunk);
     }
-    let value: Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("The body is not valid JSON: {e}.")))?;
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("The body is not valid JSON: {e}."),
+        )
+    })?;
     let Value::Object(map) = value else {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", "The body must be a JSON object."));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "The body must be a JSON object.",
+        ));
     };
     if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
         return Err(ApiError::new(

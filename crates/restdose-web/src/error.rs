@@ -60,7 +60,9 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
-        if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
+        if self.status == StatusCode::SERVICE_UNAVAILABLE
+            || self.status == StatusCode::TOO_MANY_REQUESTS
+        {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
         }
         response.json(Envelope { error: self })
@@ -95,13 +97,22 @@ impl From<ServiceError> for ApiError {
                 let first = errors.first();
                 let field = first.map_or("", |f| f.field);
                 let code = first.map_or("invalid", |f| f.code);
-                let message = crate::i18n::lookup(restdose_domain::Lang::En, &format!("field.{code}"))
-                    .unwrap_or("Invalid input.");
+                let message =
+                    crate::i18n::lookup(restdose_domain::Lang::En, &format!("field.{code}"))
+                        .unwrap_or("Invalid input.");
                 ApiError::new(status, code, message).with_field(field)
             }
-            ServiceError::InvalidLink => ApiError::new(status, "invalid_link", "This link is not valid or has expired."),
+            ServiceError::InvalidLink => ApiError::new(
+                status,
+                "invalid_link",
+                "This link is not valid or has expired.",
+            ),
             ServiceError::MailUnavailable(_) | ServiceError::Store(StoreError::Unavailable(_)) => {
-                ApiError::new(status, "service_unavailable", "The service is busy; please try again shortly.")
+                ApiError::new(
+                    status,
+                    "service_unavailable",
+                    "The service is busy; please try again shortly.",
+                )
             }
             ServiceError::Store(_) | ServiceError::Crypto(_) => {
                 ApiError::new(status, "internal", "An internal error occurred.")
@@ -117,7 +128,9 @@ pub async fn log_requests(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().clone();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     let response = next.call(req).await?;
     tracing::info!(
         method = %method,

@@ -6,64 +6,246 @@ use restdose_domain::Lang;
 /// (key, German, English)
 static MESSAGES: &[(&str, &str, &str)] = &[
     ("site.name", "restdose", "restdose"),
-    ("site.tagline", "Restimpfdosen für Menschen in der Nähe", "Spare vaccine doses for people nearby"),
+    (
+        "site.tagline",
+        "Restimpfdosen für Menschen in der Nähe",
+        "Spare vaccine doses for people nearby",
+    ),
     ("site.switch", "English", "Deutsch"),
-    ("site.footer", "Wir speichern nur Ihre E-Mail-Adresse (verschlüsselt) und Ihre Postleitzahl. Alles wird 24 Stunden nach Ihrem Termin gelöscht. Quelloffen.", "We store only your e-mail address (encrypted) and your postcode. Everything is deleted 24 hours after your appointment. Open source."),
+    (
+        "site.footer",
+        "Wir speichern nur Ihre E-Mail-Adresse (verschlüsselt) und Ihre Postleitzahl. Alles wird 24 Stunden nach Ihrem Termin gelöscht. Quelloffen.",
+        "We store only your e-mail address (encrypted) and your postcode. Everything is deleted 24 hours after your appointment. Open source.",
+    ),
     ("site.skip", "Zum Inhalt springen", "Skip to content"),
-    ("signup.title", "Auf die Warteliste für Restimpfdosen", "Join the waiting list for spare vaccine doses"),
-    ("signup.intro", "Wenn eine Praxis in Ihrer Nähe Impfdosen übrig hat, bekommen Sie eine E-Mail. Wer zuerst zusagt, bekommt den Termin.", "When a practice near you has doses left over, you get an e-mail. Whoever accepts first gets the appointment."),
+    (
+        "signup.title",
+        "Auf die Warteliste für Restimpfdosen",
+        "Join the waiting list for spare vaccine doses",
+    ),
+    (
+        "signup.intro",
+        "Wenn eine Praxis in Ihrer Nähe Impfdosen übrig hat, bekommen Sie eine E-Mail. Wer zuerst zusagt, bekommt den Termin.",
+        "When a practice near you has doses left over, you get an e-mail. Whoever accepts first gets the appointment.",
+    ),
     ("signup.email", "E-Mail-Adresse", "E-mail address"),
     ("signup.postcode", "Postleitzahl", "Postcode"),
-    ("signup.radius", "Umkreis in Kilometern (1–50)", "Radius in kilometres (1–50)"),
+    (
+        "signup.radius",
+        "Umkreis in Kilometern (1–50)",
+        "Radius in kilometres (1–50)",
+    ),
     ("signup.submit", "Anmelden", "Sign up"),
-    ("signup.privacy", "Sie bekommen gleich eine E-Mail mit einem Bestätigungslink. Erst nach der Bestätigung stehen Sie auf der Liste.", "You will get an e-mail with a confirmation link. You are on the list only after confirming."),
-    ("signup.errors", "Bitte prüfen Sie die markierten Felder.", "Please check the marked fields."),
-    ("done.title", "Bitte schauen Sie in Ihr Postfach", "Please check your inbox"),
-    ("done.body", "Wir haben Ihnen eine E-Mail geschickt. Klicken Sie auf den Link darin, um Ihre Anmeldung zu bestätigen. Keine Mail bekommen? Schauen Sie im Spam-Ordner nach; nach zehn Minuten können Sie sich erneut anmelden.", "We have sent you an e-mail. Click the link in it to confirm your sign-up. No mail? Look in your spam folder; after ten minutes you can sign up again."),
-    ("confirm.title", "Anmeldung bestätigen", "Confirm your sign-up"),
-    ("confirm.body", "Ein Klick noch: Bestätigen Sie, dass Sie Angebote für Restimpfdosen per E-Mail bekommen möchten.", "One more click: confirm that you want offers of spare doses by e-mail."),
-    ("confirm.submit", "Ja, ich möchte auf die Warteliste", "Yes, put me on the waiting list"),
-    ("confirmed.title", "Sie stehen auf der Warteliste", "You are on the waiting list"),
-    ("confirmed.body", "Danke! Sobald eine Praxis in Ihrer Nähe Dosen übrig hat, schreiben wir Ihnen.", "Thank you! As soon as a practice near you has doses left over, we will write to you."),
-    ("confirmed.manage", "Angaben ansehen oder ändern", "See or change your details"),
+    (
+        "signup.privacy",
+        "Sie bekommen gleich eine E-Mail mit einem Bestätigungslink. Erst nach der Bestätigung stehen Sie auf der Liste.",
+        "You will get an e-mail with a confirmation link. You are on the list only after confirming.",
+    ),
+    (
+        "signup.errors",
+        "Bitte prüfen Sie die markierten Felder.",
+        "Please check the marked fields.",
+    ),
+    (
+        "done.title",
+        "Bitte schauen Sie in Ihr Postfach",
+        "Please check your inbox",
+    ),
+    (
+        "done.body",
+        "Wir haben Ihnen eine E-Mail geschickt. Klicken Sie auf den Link darin, um Ihre Anmeldung zu bestätigen. Keine Mail bekommen? Schauen Sie im Spam-Ordner nach; nach {minutes} Minuten können Sie sich erneut anmelden.",
+        "We have sent you an e-mail. Click the link in it to confirm your sign-up. No mail? Look in your spam folder; after {minutes} minutes you can sign up again.",
+    ),
+    (
+        "confirm.title",
+        "Anmeldung bestätigen",
+        "Confirm your sign-up",
+    ),
+    (
+        "confirm.body",
+        "Ein Klick noch: Bestätigen Sie, dass Sie Angebote für Restimpfdosen per E-Mail bekommen möchten.",
+        "One more click: confirm that you want offers of spare doses by e-mail.",
+    ),
+    (
+        "confirm.submit",
+        "Ja, ich möchte auf die Warteliste",
+        "Yes, put me on the waiting list",
+    ),
+    (
+        "confirmed.title",
+        "Sie stehen auf der Warteliste",
+        "You are on the waiting list",
+    ),
+    (
+        "confirmed.body",
+        "Danke! Sobald eine Praxis in Ihrer Nähe Dosen übrig hat, schreiben wir Ihnen.",
+        "Thank you! As soon as a practice near you has doses left over, we will write to you.",
+    ),
+    (
+        "confirmed.manage",
+        "Angaben ansehen oder ändern",
+        "See or change your details",
+    ),
     ("manage.title", "Ihre Angaben", "Your details"),
-    ("manage.stored", "Das ist alles, was wir über Sie speichern:", "This is everything we store about you:"),
+    (
+        "manage.stored",
+        "Das ist alles, was wir über Sie speichern:",
+        "This is everything we store about you:",
+    ),
     ("manage.status", "Status", "Status"),
-    ("manage.signed_up", "Angemeldet am (Ihr Platz in der Warteschlange)", "Signed up on (your place in line)"),
+    (
+        "manage.signed_up",
+        "Angemeldet am (Ihr Platz in der Warteschlange)",
+        "Signed up on (your place in line)",
+    ),
     ("manage.language", "Sprache", "Language"),
-    ("status.pending", "Noch nicht bestätigt: bitte klicken Sie auf den Link in der Bestätigungsmail.", "Not confirmed yet: please click the link in the confirmation mail."),
+    (
+        "status.pending",
+        "Noch nicht bestätigt: bitte klicken Sie auf den Link in der Bestätigungsmail.",
+        "Not confirmed yet: please click the link in the confirmation mail.",
+    ),
     ("status.active", "Auf der Warteliste", "On the waiting list"),
-    ("status.paused", "Pausiert: Sie bekommen keine Angebote, Ihr Platz bleibt erhalten.", "Paused: you get no offers and keep your place."),
-    ("manage.change", "Postleitzahl und Umkreis ändern", "Change postcode and radius"),
+    (
+        "status.paused",
+        "Pausiert: Sie bekommen keine Angebote, Ihr Platz bleibt erhalten.",
+        "Paused: you get no offers and keep your place.",
+    ),
+    (
+        "manage.change",
+        "Postleitzahl und Umkreis ändern",
+        "Change postcode and radius",
+    ),
     ("manage.save", "Speichern", "Save"),
     ("manage.saved", "Gespeichert.", "Saved."),
-    ("manage.paused", "Pausiert. Sie behalten Ihren Platz.", "Paused. You keep your place."),
-    ("manage.resumed", "Willkommen zurück: Sie bekommen wieder Angebote.", "Welcome back: you will get offers again."),
+    (
+        "manage.paused",
+        "Pausiert. Sie behalten Ihren Platz.",
+        "Paused. You keep your place.",
+    ),
+    (
+        "manage.resumed",
+        "Willkommen zurück: Sie bekommen wieder Angebote.",
+        "Welcome back: you will get offers again.",
+    ),
     ("manage.pause", "Pausieren", "Pause"),
-    ("manage.pause_help", "Keine Angebote mehr, bis Sie fortsetzen. Ihr Platz bleibt erhalten.", "No offers until you resume. You keep your place."),
+    (
+        "manage.pause_help",
+        "Keine Angebote mehr, bis Sie fortsetzen. Ihr Platz bleibt erhalten.",
+        "No offers until you resume. You keep your place.",
+    ),
     ("manage.resume", "Fortsetzen", "Resume"),
-    ("manage.delete", "Alle meine Daten jetzt löschen", "Delete all my data now"),
-    ("manage.delete_help", "Sofort und endgültig. Sie können sich später wieder anmelden, stehen dann aber hinten in der Schlange.", "Immediately and for good. You can sign up again later, but will be at the back of the line."),
-    ("deleted.title", "Ihre Daten sind gelöscht", "Your data has been deleted"),
-    ("deleted.body", "Wir haben Ihre Adresse und alle Angaben gelöscht. Sie bekommen keine E-Mails mehr von uns.", "We have deleted your address and all details. You will get no more e-mails from us."),
+    (
+        "manage.delete",
+        "Alle meine Daten jetzt löschen",
+        "Delete all my data now",
+    ),
+    (
+        "manage.delete_help",
+        "Sofort und endgültig. Sie können sich später wieder anmelden, stehen dann aber hinten in der Schlange.",
+        "Immediately and for good. You can sign up again later, but will be at the back of the line.",
+    ),
+    (
+        "deleted.title",
+        "Ihre Daten sind gelöscht",
+        "Your data has been deleted",
+    ),
+    (
+        "deleted.body",
+        "Wir haben Ihre Adresse und alle Angaben gelöscht. Sie bekommen keine E-Mails mehr von uns.",
+        "We have deleted your address and all details. You will get no more e-mails from us.",
+    ),
     ("deleted.again", "Erneut anmelden", "Sign up again"),
-    ("unsubscribe.title", "Von der Warteliste abmelden", "Leave the waiting list"),
-    ("unsubscribe.body", "Damit löschen wir Ihre Adresse und alle Angaben sofort.", "This deletes your address and all details immediately."),
-    ("unsubscribe.submit", "Abmelden und Daten löschen", "Leave and delete my data"),
-    ("link.title", "Dieser Link gilt nicht (mehr)", "This link is not valid (any more)"),
-    ("link.body", "Der Link ist abgelaufen, wurde schon benutzt, oder die Daten dazu wurden gelöscht. Bestätigungslinks gelten 48 Stunden. Sie können sich einfach neu anmelden.", "The link has expired, was already used, or its data was deleted. Confirmation links work for 48 hours. You can simply sign up again."),
-    ("error.title", "Etwas ist schiefgegangen", "Something went wrong"),
-    ("error.busy", "Der Dienst ist gerade überlastet oder kann keine E-Mails senden. Bitte versuchen Sie es in einer Minute noch einmal; Ihre Eingaben sind unten erhalten.", "The service is busy or cannot send mail right now. Please try again in a minute; what you typed is kept below."),
-    ("error.internal", "Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später noch einmal.", "An internal error occurred. Please try again later."),
-    ("error.not_found", "Diese Seite gibt es nicht.", "This page does not exist."),
+    (
+        "unsubscribe.title",
+        "Von der Warteliste abmelden",
+        "Leave the waiting list",
+    ),
+    (
+        "unsubscribe.body",
+        "Damit löschen wir Ihre Adresse und alle Angaben sofort.",
+        "This deletes your address and all details immediately.",
+    ),
+    (
+        "unsubscribe.submit",
+        "Abmelden und Daten löschen",
+        "Leave and delete my data",
+    ),
+    (
+        "link.title",
+        "Dieser Link gilt nicht (mehr)",
+        "This link is not valid (any more)",
+    ),
+    (
+        "link.body",
+        "Der Link ist abgelaufen, wurde schon benutzt, oder die Daten dazu wurden gelöscht. Bestätigungslinks gelten {hours} Stunden. Sie können sich einfach neu anmelden.",
+        "The link has expired, was already used, or its data was deleted. Confirmation links work for {hours} hours. You can simply sign up again.",
+    ),
+    (
+        "error.title",
+        "Etwas ist schiefgegangen",
+        "Something went wrong",
+    ),
+    (
+        "error.busy",
+        "Der Dienst ist gerade überlastet oder kann keine E-Mails senden. Bitte versuchen Sie es in einer Minute noch einmal; Ihre Eingaben sind unten erhalten.",
+        "The service is busy or cannot send mail right now. Please try again in a minute; what you typed is kept below.",
+    ),
+    (
+        "error.internal",
+        "Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später noch einmal.",
+        "An internal error occurred. Please try again later.",
+    ),
+    (
+        "error.not_found",
+        "Diese Seite gibt es nicht.",
+        "This page does not exist.",
+    ),
+    (
+        "error.bad_form",
+        "Das Formular kam unvollständig oder in einem unbekannten Format an. Bitte laden Sie die Seite neu und versuchen Sie es noch einmal.",
+        "The form arrived incomplete or in an unknown format. Please reload the page and try again.",
+    ),
+    (
+        "error.too_large",
+        "Die Eingaben sind zu lang.",
+        "What was sent is too long.",
+    ),
     ("error.home", "Zur Startseite", "To the start page"),
-    ("field.required", "Bitte füllen Sie dieses Feld aus.", "Please fill in this field."),
-    ("field.invalid_email", "Das ist keine gültige E-Mail-Adresse (Beispiel: name@beispiel.de).", "This is not a valid e-mail address (example: name@example.com)."),
-    ("field.email_too_long", "Die E-Mail-Adresse ist zu lang (höchstens 254 Zeichen).", "The e-mail address is too long (at most 254 characters)."),
-    ("field.email_local_too_long", "Der Teil vor dem @ ist zu lang (höchstens 64 Zeichen).", "The part before the @ is too long (at most 64 characters)."),
-    ("field.invalid_postcode", "Bitte geben Sie eine fünfstellige Postleitzahl ein.", "Please enter a five-digit postcode."),
-    ("field.unknown_postcode", "Diese Postleitzahl kennen wir nicht.", "We do not know this postcode."),
-    ("field.invalid_radius", "Bitte eine ganze Zahl von 1 bis 50 eingeben.", "Please enter a whole number from 1 to 50."),
+    (
+        "field.required",
+        "Bitte füllen Sie dieses Feld aus.",
+        "Please fill in this field.",
+    ),
+    (
+        "field.invalid_email",
+        "Das ist keine gültige E-Mail-Adresse (Beispiel: name@beispiel.de).",
+        "This is not a valid e-mail address (example: name@example.com).",
+    ),
+    (
+        "field.email_too_long",
+        "Die E-Mail-Adresse ist zu lang (höchstens 254 Zeichen).",
+        "The e-mail address is too long (at most 254 characters).",
+    ),
+    (
+        "field.email_local_too_long",
+        "Der Teil vor dem @ ist zu lang (höchstens 64 Zeichen).",
+        "The part before the @ is too long (at most 64 characters).",
+    ),
+    (
+        "field.invalid_postcode",
+        "Das ist keine gültige Postleitzahl (in Deutschland: fünf Ziffern).",
+        "This is not a valid postcode (in Germany: five digits).",
+    ),
+    (
+        "field.unknown_postcode",
+        "Diese Postleitzahl kennen wir nicht.",
+        "We do not know this postcode.",
+    ),
+    (
+        "field.invalid_radius",
+        "Bitte eine ganze Zahl von 1 bis 50 eingeben.",
+        "Please enter a whole number from 1 to 50.",
+    ),
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -79,6 +261,14 @@ impl T {
     /// The text for `key`; a missing key shows itself (and fails the key test).
     pub fn get<'a>(&self, key: &'a str) -> &'a str {
         lookup(self.lang, key).unwrap_or(key)
+    }
+
+    /// The text for `key` with `{name}` placeholders filled in.
+    pub fn fill(&self, key: &str, args: &[(&str, i64)]) -> String {
+        args.iter()
+            .fold(self.get(key).to_owned(), |text, (name, value)| {
+                text.replace(&format!("{{{name}}}"), &value.to_string())
+            })
     }
 
     pub fn code(&self) -> &'static str {
@@ -117,7 +307,6 @@ mod tests {
             include_str!("../templates/confirm.html"),
             include_str!("../templates/manage.html"),
             include_str!("../templates/unsubscribe.html"),
-            include_str!("pages.rs"),
         ];
         let mut checked = 0;
         for source in sources {
@@ -137,7 +326,28 @@ mod tests {
                 }
             }
         }
-        assert!(checked > 30, "only {checked} keys found; is the scan broken?");
+        // In Rust code every quoted `word.word` is a message key.
+        for piece in include_str!("pages.rs").split('"').skip(1).step_by(2) {
+            let is_file = [".html", ".css"].iter().any(|ext| piece.ends_with(ext));
+            let is_key = !is_file
+                && piece.split('.').count() == 2
+                && piece.split('.').all(|p| {
+                    !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                });
+            if is_key {
+                checked += 1;
+                for lang in [Lang::De, Lang::En] {
+                    assert!(
+                        lookup(lang, piece).is_some(),
+                        "missing {lang:?} text for {piece}"
+                    );
+                }
+            }
+        }
+        assert!(
+            checked > 60,
+            "only {checked} keys found; is the scan broken?"
+        );
     }
 
     #[test]

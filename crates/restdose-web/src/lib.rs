@@ -45,13 +45,21 @@ pub(crate) struct AppState {
 
 /// Starts serving on an already bound listener (port 0 in tests). The returned server is a
 /// future that runs until stopped through its handle.
-pub fn start(listener: TcpListener, services: Services, options: WebOptions) -> std::io::Result<(Server, ServerHandle)> {
+pub fn start(
+    listener: TcpListener,
+    services: Services,
+    options: WebOptions,
+) -> std::io::Result<(Server, ServerHandle)> {
     let workers = options.workers;
     let state = AppState { services, options };
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
-            .app_data(web::FormConfig::default().limit(state.options.max_body_bytes))
+            .app_data(
+                web::FormConfig::default()
+                    .limit(state.options.max_body_bytes)
+                    .error_handler(pages::bad_form),
+            )
             .wrap(security_headers())
             .wrap(actix_web::middleware::from_fn(error::log_requests))
             .configure(routes)
@@ -71,13 +79,31 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/confirm/{token}", web::get().to(pages::confirm_page))
         .route("/confirm/{token}", web::post().to(pages::confirm_submit))
         .route("/manage/{token}", web::get().to(pages::manage_page))
-        .route("/manage/{token}/preferences", web::post().to(pages::manage_preferences))
+        .route(
+            "/manage/{token}/preferences",
+            web::post().to(pages::manage_preferences),
+        )
         .route("/manage/{token}/pause", web::post().to(pages::manage_pause))
-        .route("/manage/{token}/resume", web::post().to(pages::manage_resume))
-        .route("/manage/{token}/delete", web::post().to(pages::manage_delete))
-        .route("/unsubscribe/{token}", web::get().to(pages::unsubscribe_page))
-        .route("/unsubscribe/{token}", web::post().to(pages::unsubscribe_submit))
-        .route("/api/v1/registrations", web::post().to(api::create_registration))
+        .route(
+            "/manage/{token}/resume",
+            web::post().to(pages::manage_resume),
+        )
+        .route(
+            "/manage/{token}/delete",
+            web::post().to(pages::manage_delete),
+        )
+        .route(
+            "/unsubscribe/{token}",
+            web::get().to(pages::unsubscribe_page),
+        )
+        .route(
+            "/unsubscribe/{token}",
+            web::post().to(pages::unsubscribe_submit),
+        )
+        .route(
+            "/api/v1/registrations",
+            web::post().to(api::create_registration),
+        )
         .route("/healthz", web::get().to(healthz))
         .route("/static/style.css", web::get().to(stylesheet))
         .default_service(web::to(pages::not_found));

@@ -33,7 +33,7 @@ struct SignupPage<'a> {
 struct MessagePage {
     t: T,
     title: &'static str,
-    body: &'static str,
+    body: String,
     link: Option<(String, &'static str)>,
 }
 
@@ -89,12 +89,19 @@ pub struct PreferencesForm {
 }
 
 /// Renders a page; remembers an explicitly chosen language in a cookie.
-fn page(state: &AppState, lang: &RequestLang, status: StatusCode, rendered: askama::Result<String>) -> HttpResponse {
+fn page(
+    state: &AppState,
+    lang: &RequestLang,
+    status: StatusCode,
+    rendered: askama::Result<String>,
+) -> HttpResponse {
     let body = match rendered {
         Ok(body) => body,
         Err(e) => {
             tracing::error!(error = %e, "template failed");
-            return HttpResponse::InternalServerError().content_type("text/plain").body("internal error");
+            return HttpResponse::InternalServerError()
+                .content_type("text/plain")
+                .body("internal error");
         }
     };
     let mut response = HttpResponse::build(status);
@@ -110,9 +117,35 @@ fn page(state: &AppState, lang: &RequestLang, status: StatusCode, rendered: aska
     response.body(body)
 }
 
-fn message(state: &AppState, lang: &RequestLang, status: StatusCode, title: &'static str, body: &'static str, link: Option<(String, &'static str)>) -> HttpResponse {
+fn message(
+    state: &AppState,
+    lang: &RequestLang,
+    status: StatusCode,
+    title: &'static str,
+    body: &'static str,
+    link: Option<(String, &'static str)>,
+) -> HttpResponse {
     let t = T::new(lang.lang);
-    page(state, lang, status, MessagePage { t, title, body, link }.render())
+    let policy = &state.services.policy;
+    let body = t.fill(
+        body,
+        &[
+            ("hours", policy.confirm_link_ttl.num_hours()),
+            ("minutes", policy.resend_interval.num_minutes()),
+        ],
+    );
+    page(
+        state,
+        lang,
+        status,
+        MessagePage {
+            t,
+            title,
+            body,
+            link,
+        }
+        .render(),
+    )
 }
 
 /// A failed use case as a page; the status comes from the one mapping in `error.rs`.
@@ -124,19 +157,29 @@ fn failure(state: &AppState, lang: &RequestLang, e: &ServiceError) -> HttpRespon
         StatusCode::SERVICE_UNAVAILABLE => ("error.title", "error.busy"),
         _ => ("error.title", "error.internal"),
     };
-    message(state, lang, status, title, body, Some(("/".to_owned(), "error.home")))
+    message(
+        state,
+        lang,
+        status,
+        title,
+        body,
+        Some(("/".to_owned(), "error.home")),
+    )
 }
 
 fn field_message(errors: &[FieldError], field: &str) -> Option<&'static str> {
-    errors.iter().find(|e| e.field == field).map(|e| match e.code {
-        "required" => "field.required",
-        "invalid_email" => "field.invalid_email",
-        "email_too_long" => "field.email_too_long",
-        "email_local_too_long" => "field.email_local_too_long",
-        "invalid_postcode" => "field.invalid_postcode",
-        "unknown_postcode" => "field.unknown_postcode",
-        _ => "field.invalid_radius",
-    })
+    errors
+        .iter()
+        .find(|e| e.field == field)
+        .map(|e| match e.code {
+            "required" => "field.required",
+            "invalid_email" => "field.invalid_email",
+            "email_too_long" => "field.email_too_long",
+            "email_local_too_long" => "field.email_local_too_long",
+            "invalid_postcode" => "field.invalid_postcode",
+            "unknown_postcode" => "field.unknown_postcode",
+            _ => "field.invalid_radius",
+        })
 }
 
 pub async fn signup_form(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
@@ -157,7 +200,11 @@ pub async fn signup_form(state: web::Data<AppState>, req: HttpRequest) -> HttpRe
     page(&state, &lang, StatusCode::OK, page_body)
 }
 
-pub async fn signup_submit(state: web::Data<AppState>, req: HttpRequest, form: web::Form<SignUpForm>) -> HttpResponse {
+pub async fn signup_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<SignUpForm>,
+) -> HttpResponse {
     let lang = request_lang(&req);
     let t = T::new(lang.lang);
     let form = form.into_inner();
@@ -181,38 +228,74 @@ pub async fn signup_submit(state: web::Data<AppState>, req: HttpRequest, form: w
         .render();
         page(&state, &lang, status, body)
     };
-    let request = match validate_sign_up(&form.email, &form.postcode, radius, lang.lang, &state.services.gazetteer) {
+    let request = match validate_sign_up(
+        &form.email,
+        &form.postcode,
+        radius,
+        lang.lang,
+        &state.services.gazetteer,
+    ) {
         Ok(request) => request,
         Err(errors) => return rerender(StatusCode::UNPROCESSABLE_ENTITY, &errors, None),
     };
     match state.services.sign_up(request).await {
-        Ok(()) => message(&state, &lang, StatusCode::OK, "done.title", "done.body", None),
+        Ok(()) => message(
+            &state,
+            &lang,
+            StatusCode::OK,
+            "done.title",
+            "done.body",
+            None,
+        ),
         Err(e) => {
             log_failure(&e);
             let status = status_of(&e);
-            let notice = if status == StatusCode::SERVICE_UNAVAILABLE { "error.busy" } else { "error.internal" };
+            let notice = if status == StatusCode::SERVICE_UNAVAILABLE {
+                "error.busy"
+            } else {
+                "error.internal"
+            };
             rerender(status, &[], Some(notice))
         }
     }
 }
 
-pub async fn confirm_page(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
+pub async fn confirm_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
     let lang = request_lang(&req);
     match state.services.check_confirm_link(&token).await {
         Ok(()) => {
-            let body = ConfirmPage { t: T::new(lang.lang), token: &token }.render();
+            let body = ConfirmPage {
+                t: T::new(lang.lang),
+                token: &token,
+            }
+            .render();
             page(&state, &lang, StatusCode::OK, body)
         }
         Err(e) => failure(&state, &lang, &e),
     }
 }
 
-pub async fn confirm_submit(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
+pub async fn confirm_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
     let lang = request_lang(&req);
     match state.services.confirm(&token).await {
         Ok(manage) => {
             let link = format!("/manage/{}", manage.expose());
-            message(&state, &lang, StatusCode::OK, "confirmed.title", "confirmed.body", Some((link, "confirmed.manage")))
+            message(
+                &state,
+                &lang,
+                StatusCode::OK,
+                "confirmed.title",
+                "confirmed.body",
+                Some((link, "confirmed.manage")),
+            )
         }
         Err(e) => failure(&state, &lang, &e),
     }
@@ -240,7 +323,17 @@ pub async fn manage_page(
         Ok(view) => {
             let postcode = view.postcode.as_str().to_owned();
             let radius = view.radius.km().to_string();
-            render_manage(&state, &lang, StatusCode::OK, &token, &view, notice, &postcode, &radius, &[])
+            render_manage(
+                &state,
+                &lang,
+                StatusCode::OK,
+                &token,
+                &view,
+                notice,
+                &postcode,
+                &radius,
+                &[],
+            )
         }
         Err(e) => failure(&state, &lang, &e),
     }
@@ -304,7 +397,11 @@ pub async fn manage_preferences(
     } else {
         RadiusInput::Text(&form.radius_km)
     };
-    match state.services.update_preferences(&token, &form.postcode, radius).await {
+    match state
+        .services
+        .update_preferences(&token, &form.postcode, radius)
+        .await
+    {
         Ok(()) => see_manage(&token, "saved"),
         Err(ServiceError::Validation(errors)) => match state.services.view(&token).await {
             Ok(view) => render_manage(
@@ -324,33 +421,60 @@ pub async fn manage_preferences(
     }
 }
 
-pub async fn manage_pause(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
+pub async fn manage_pause(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
     toggle_pause(&state, &req, &token, true).await
 }
 
-pub async fn manage_resume(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
+pub async fn manage_resume(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
     toggle_pause(&state, &req, &token, false).await
 }
 
-async fn toggle_pause(state: &AppState, req: &HttpRequest, token: &str, pause: bool) -> HttpResponse {
+async fn toggle_pause(
+    state: &AppState,
+    req: &HttpRequest,
+    token: &str,
+    pause: bool,
+) -> HttpResponse {
     match state.services.set_paused(token, pause).await {
         Ok(RegistrantStatus::Paused) => see_manage(token, "paused"),
         Ok(RegistrantStatus::Active) => see_manage(token, "resumed"),
-        Ok(RegistrantStatus::Pending) => see_manage(token, "unchanged"),
+        Ok(RegistrantStatus::Pending) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, format!("/manage/{token}")))
+            .finish(),
         Err(e) => failure(state, &request_lang(req), &e),
     }
 }
 
-pub async fn manage_delete(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
+pub async fn manage_delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
     delete_and_say_so(&state, &req, &token).await
 }
 
-pub async fn unsubscribe_page(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
+pub async fn unsubscribe_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
     let lang = request_lang(&req);
     // Only show the button for a link that works; the GET itself changes nothing.
     match state.services.view(&token).await {
         Ok(_) => {
-            let body = UnsubscribePage { t: T::new(lang.lang), token: &token }.render();
+            let body = UnsubscribePage {
+                t: T::new(lang.lang),
+                token: &token,
+            }
+            .render();
             page(&state, &lang, StatusCode::OK, body)
         }
         Err(e) => failure(&state, &lang, &e),
@@ -359,19 +483,62 @@ pub async fn unsubscribe_page(state: web::Data<AppState>, req: HttpRequest, toke
 
 /// RFC 8058 one-click unsubscribe (`List-Unsubscribe=One-Click` in the body) and the page's
 /// button both land here; leaving the list means deleting the data.
-pub async fn unsubscribe_submit(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
+pub async fn unsubscribe_submit(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
     delete_and_say_so(&state, &req, &token).await
 }
 
 async fn delete_and_say_so(state: &AppState, req: &HttpRequest, token: &str) -> HttpResponse {
     let lang = request_lang(req);
     match state.services.delete(token).await {
-        Ok(()) => message(state, &lang, StatusCode::OK, "deleted.title", "deleted.body", Some(("/".to_owned(), "deleted.again"))),
+        Ok(()) => message(
+            state,
+            &lang,
+            StatusCode::OK,
+            "deleted.title",
+            "deleted.body",
+            Some(("/".to_owned(), "deleted.again")),
+        ),
         Err(e) => failure(state, &lang, &e),
     }
 }
 
+/// A form body that could not be read (wrong type, too large, not URL-encoded): a page, not
+/// actix's plain-text error.
+pub fn bad_form(err: actix_web::error::UrlencodedError, req: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::UrlencodedError;
+    let (status, body) = match &err {
+        UrlencodedError::Overflow { .. } | UrlencodedError::UnknownLength => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "error.too_large")
+        }
+        UrlencodedError::ContentType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "error.bad_form"),
+        _ => (StatusCode::BAD_REQUEST, "error.bad_form"),
+    };
+    let response = match req.app_data::<web::Data<AppState>>() {
+        Some(state) => message(
+            state,
+            &request_lang(req),
+            status,
+            "error.title",
+            body,
+            Some(("/".to_owned(), "error.home")),
+        ),
+        None => HttpResponse::build(status).finish(),
+    };
+    actix_web::error::InternalError::from_response(err, response).into()
+}
+
 pub async fn not_found(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let lang = request_lang(&req);
-    message(&state, &lang, StatusCode::NOT_FOUND, "error.title", "error.not_found", Some(("/".to_owned(), "error.home")))
+    message(
+        &state,
+        &lang,
+        StatusCode::NOT_FOUND,
+        "error.title",
+        "error.not_found",
+        Some(("/".to_owned(), "error.home")),
+    )
 }

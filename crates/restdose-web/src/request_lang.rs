@@ -15,9 +15,10 @@ pub struct RequestLang {
 }
 
 pub fn request_lang(req: &HttpRequest) -> RequestLang {
-    let from_query = req.query_string().split('&').find_map(|pair| {
-        pair.strip_prefix("lang=").and_then(Lang::from_code)
-    });
+    let from_query = req
+        .query_string()
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("lang=").and_then(Lang::from_code));
     if let Some(lang) = from_query {
         return RequestLang { lang, chosen: true };
     }
@@ -31,7 +32,10 @@ pub fn request_lang(req: &HttpRequest) -> RequestLang {
                 .and_then(Lang::from_accept_language)
         })
         .unwrap_or_default();
-    RequestLang { lang, chosen: false }
+    RequestLang {
+        lang,
+        chosen: false,
+    }
 }
 
 pub fn lang_cookie(lang: Lang, secure: bool) -> Cookie<'static> {

@@ -42,7 +42,10 @@ pub struct Config {
     pub log_format: String,
 }
 
-fn redact_secret<S: serde::Serializer>(value: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
+fn redact_secret<S: serde::Serializer>(
+    value: &Option<SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match value {
         Some(_) => s.serialize_some("[REDACTED]"),
         None => s.serialize_none(),
@@ -81,7 +84,10 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key, reason: reason.into() }
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
 }
 
 impl Config {
@@ -89,12 +95,20 @@ impl Config {
     /// environment. `explicit_file` makes a missing file an error.
     pub fn load(file: &Path, explicit_file: bool) -> Result<Config, ConfigError> {
         if explicit_file && !file.exists() {
-            return Err(invalid("config file", format!("{} does not exist", file.display())));
+            return Err(invalid(
+                "config file",
+                format!("{} does not exist", file.display()),
+            ));
         }
         Self::from_figment(
             Figment::from(Serialized::defaults(Config::default()))
                 .merge(Toml::file(file))
-                .merge(Env::prefixed("RESTDOSE_").ignore(&["CONFIG"])),
+                .merge(
+                    // RESTDOSE_CONFIG names the file; RESTDOSE_TEST_* belong to the test suite.
+                    Env::prefixed("RESTDOSE_")
+                        .ignore(&["CONFIG"])
+                        .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_")),
+                ),
         )
     }
 
@@ -106,8 +120,14 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let url = self.database_url();
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(invalid("database_url", "must start with sqlite:// or postgres://"));
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite:// or postgres://",
+            ));
         }
         self.public_url()?;
         if self.listen.parse::<std::net::SocketAddr>().is_err() {
@@ -148,6 +168,13 @@ impl Config {
         let url = Url::parse(&raw).map_err(|e| invalid("public_url", e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             return Err(invalid("public_url", "must be an http(s) URL with a host"));
+        }
+        // Pages link to root-relative paths, so the service must own the whole origin.
+        if url.path() != "/" || url.query().is_some() {
+            return Err(invalid(
+                "public_url",
+                "must not have a path or query (serve restdose at the root of its host)",
+            ));
         }
         Ok(url)
     }
@@ -216,7 +243,7 @@ log_format = "text"
 "#;
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::result_large_err)]
 mod tests {
     use super::*;
     use figment::Jail;
@@ -239,7 +266,10 @@ mod tests {
     #[test]
     fn environment_overrides_file_overrides_defaults() {
         Jail::expect_with(|jail| {
-            jail.create_file("restdose.toml", "listen = \"127.0.0.1:9000\"\ncountry = \"AT\"\n")?;
+            jail.create_file(
+                "restdose.toml",
+                "listen = \"127.0.0.1:9000\"\ncountry = \"AT\"\n",
+            )?;
             jail.set_env("RESTDOSE_LISTEN", "127.0.0.1:9100");
             let c = Config::load(Path::new("restdose.toml"), false).unwrap();
             assert_eq!(c.listen, "127.0.0.1:9100");

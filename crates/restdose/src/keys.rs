@@ -16,7 +16,10 @@ pub fn load_or_create_keys(config: &Config) -> anyhow::Result<Keyring> {
         return Keyring::from_toml(&text).with_context(|| format!("key file {}", path.display()));
     }
     if config.keys_file.is_some() {
-        anyhow::bail!("key file {} does not exist (create one with `restdose keys generate`)", path.display());
+        anyhow::bail!(
+            "key file {} does not exist (create one with `restdose keys generate`)",
+            path.display()
+        );
     }
     let ring = Keyring::generate()?;
     if let Some(dir) = path.parent() {

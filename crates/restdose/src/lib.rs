@@ -42,7 +42,11 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// SMTP when configured, else `.eml` files in the outbox folder.
 pub fn open_mailer(config: &Config) -> anyhow::Result<Arc<dyn Mailer>> {
     Ok(match config.smtp_url() {
-        Some(url) => Arc::new(SmtpMailer::new(url, &config.mail_from, config.smtp_max_connections)?),
+        Some(url) => Arc::new(SmtpMailer::new(
+            url,
+            &config.mail_from,
+            config.smtp_max_connections,
+        )?),
         None => {
             let dir = config.outbox_dir();
             tracing::info!(dir = %dir.display(), "no SMTP server configured: mails are written as .eml files");
@@ -56,12 +60,20 @@ pub async fn build_services(config: &Config, clock: Arc<dyn Clock>) -> anyhow::R
     let store = open_store(config).await?;
     let mailer = open_mailer(config)?;
     let keys = Arc::new(load_or_create_keys(config)?);
-    let imported = store.postcodes(&config.country.to_ascii_uppercase()).await?;
+    let imported = store
+        .postcodes(&config.country.to_ascii_uppercase())
+        .await?;
     let gazetteer = geo::for_country(
         &config.country,
-        imported
-            .into_iter()
-            .map(|row| (row.postcode, Coordinates { lat: row.lat, lon: row.lon })),
+        imported.into_iter().map(|row| {
+            (
+                row.postcode,
+                Coordinates {
+                    lat: row.lat,
+                    lon: row.lon,
+                },
+            )
+        }),
     );
     if gazetteer.is_empty() {
         anyhow::bail!(
@@ -84,6 +96,19 @@ pub async fn build_services(config: &Config, clock: Arc<dyn Clock>) -> anyhow::R
     })
 }
 
+/// Runs `expire_stale_records` every minute, forever. Failures are logged and retried on the
+/// next tick: housekeeping must never take the service down.
+pub async fn run_housekeeping(services: Services) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = services.expire_stale_records().await {
+            tracing::error!(error = %e, "housekeeping failed; retrying in a minute");
+        }
+    }
+}
+
 /// A running service: bound port, the server future, and a handle to stop it.
 pub struct Application {
     pub port: u16,
@@ -94,7 +119,11 @@ pub struct Application {
 
 impl Application {
     /// Binds `listener` (port 0 in tests) and prepares the server; await `server` to run it.
-    pub async fn build(config: &Config, clock: Arc<dyn Clock>, listener: TcpListener) -> anyhow::Result<Application> {
+    pub async fn build(
+        config: &Config,
+        clock: Arc<dyn Clock>,
+        listener: TcpListener,
+    ) -> anyhow::Result<Application> {
         let services = build_services(config, clock).await?;
         let port = listener.local_addr()?.port();
         let options = restdose_web::WebOptions {
@@ -103,6 +132,11 @@ impl Application {
             workers: config.http_workers,
         };
         let (server, handle) = restdose_web::start(listener, services.clone(), options)?;
-        Ok(Application { port, server, handle, services })
+        Ok(Application {
+            port,
+            server,
+            handle,
+            services,
+        })
     }
 }

@@ -33,6 +33,9 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Delete expired data once and exit: sign-ups left unconfirmed past their link's lifetime,
+    /// and expired links. `serve` does this every minute by itself.
+    Purge,
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -83,11 +86,15 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     // Commands that need no configuration.
     match &cli.command {
-        Some(Command::Config { action: ConfigAction::Example }) => {
+        Some(Command::Config {
+            action: ConfigAction::Example,
+        }) => {
             print!("{EXAMPLE}");
             return Ok(());
         }
-        Some(Command::Keys { action: KeysAction::Generate }) => {
+        Some(Command::Keys {
+            action: KeysAction::Generate,
+        }) => {
             print!("{}", restdose_crypto::Keyring::generate()?.to_toml());
             return Ok(());
         }
@@ -99,7 +106,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let config = Config::load(&file, explicit)?;
     init_logging(&config);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         match cli.command {
             None | Some(Command::Serve) => serve(config).await,
@@ -108,7 +117,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("migrations applied ({})", store.backend());
                 Ok(())
             }
-            Some(Command::Geo { action: GeoAction::Import { file } }) => geo_import(&config, &file).await,
+            Some(Command::Purge) => {
+                let services = restdose::build_services(&config, Arc::new(SystemClock)).await?;
+                let report = services.expire_stale_records().await?;
+                println!(
+                    "deleted {} unconfirmed sign-up(s) and {} expired link(s)",
+                    report.unconfirmed_deleted, report.tokens_deleted
+                );
+                Ok(())
+            }
+            Some(Command::Geo {
+                action: GeoAction::Import { file },
+            }) => geo_import(&config, &file).await,
             Some(Command::Config { .. }) | Some(Command::Keys { .. }) => Ok(()),
         }
     })
@@ -121,23 +141,29 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let public = config.public_url()?;
     tracing::info!(listen = %config.listen, public_url = %public, backend = app.services.store.backend(), "restdose is serving");
     eprintln!("restdose is serving at {public}");
+    tokio::spawn(restdose::run_housekeeping(app.services.clone()));
     app.server.await.context("server failed")
 }
 
 async fn geo_import(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let entries = parse_geonames(&text).with_context(|| format!("{} is not a GeoNames postal-code file", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let entries = parse_geonames(&text)
+        .with_context(|| format!("{} is not a GeoNames postal-code file", file.display()))?;
     if entries.is_empty() {
         anyhow::bail!("{} holds no postcodes", file.display());
     }
     let store = restdose::open_store(config).await?;
     let mut by_country: std::collections::BTreeMap<String, Vec<PostcodeRow>> = Default::default();
     for e in entries {
-        by_country.entry(e.country.to_ascii_uppercase()).or_default().push(PostcodeRow {
-            postcode: e.postcode,
-            lat: e.coordinates.lat,
-            lon: e.coordinates.lon,
-        });
+        by_country
+            .entry(e.country.to_ascii_uppercase())
+            .or_default()
+            .push(PostcodeRow {
+                postcode: e.postcode,
+                lat: e.coordinates.lat,
+                lon: e.coordinates.lon,
+            });
     }
     for (country, rows) in &by_country {
         let written = store.upsert_postcodes(country, rows).await?;
@@ -154,8 +180,11 @@ async fn geo_import(config: &Config, file: &std::path::Path) -> anyhow::Result<(
 
 fn init_logging(config: &Config) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if config.log_format == "json" {
         builder.json().init();
     } else {

@@ -1,0 +1,266 @@
+//! The binary as an operator uses it: zero-configuration start, sign-up leaving an `.eml` in
+//! `data/outbox`, following the link; `migrate`, `config example`, `keys generate`, `geo import`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn restdose(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_restdose"));
+    cmd.current_dir(dir);
+    // The tests must not pick up the developer's own settings.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("RESTDOSE_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A minimal HTTP/1.1 client over a raw socket: the binary is tested without extra dependencies.
+fn http(port: u16, method: &str, path: &str, content_type: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    (status, response)
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(dir: &Path, port: u16) -> Running {
+    let child = restdose(dir)
+        .env("RESTDOSE_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "restdose did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    running
+}
+
+/// Undo quoted-printable soft line breaks and `=3D`, enough to read a link.
+fn unfold_quoted_printable(raw: &str) -> String {
+    raw.replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=")
+}
+
+#[test]
+fn zero_configuration_start_signs_up_into_the_file_outbox_and_confirms() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = start(dir.path(), port);
+
+    let (status, page) = http(port, "GET", "/", "text/plain", "");
+    assert_eq!(status, 200);
+    assert!(page.contains("<form method=\"post\" action=\"/\""));
+
+    let (status, _) = http(
+        port,
+        "POST",
+        "/api/v1/registrations",
+        "application/json",
+        r#"{"email":"zero@example.de","postcode":"10115"}"#,
+    );
+    assert_eq!(status, 202);
+
+    let data = dir.path().join("data");
+    assert!(
+        data.join("restdose.db").exists(),
+        "SQLite file under ./data"
+    );
+    assert!(
+        data.join("keys.toml").exists(),
+        "development keys generated"
+    );
+    let outbox: Vec<_> = std::fs::read_dir(data.join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].extension().unwrap(), "eml");
+    let eml = unfold_quoted_printable(&std::fs::read_to_string(&outbox[0]).unwrap());
+    assert!(eml.contains("To: zero@example.de"));
+    let prefix = format!("http://127.0.0.1:{port}/confirm/");
+    let start = eml.find(&prefix).expect("confirmation link in the mail");
+    let token: String = eml[start + prefix.len()..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    assert_eq!(token.len(), 43);
+
+    let (status, page) = http(port, "GET", &format!("/confirm/{token}"), "text/plain", "");
+    assert_eq!(status, 200);
+    assert!(page.contains("method=\"post\""));
+    let (status, page) = http(
+        port,
+        "POST",
+        &format!("/confirm/{token}"),
+        "application/x-www-form-urlencoded",
+        "",
+    );
+    assert_eq!(status, 200);
+    assert!(page.contains("Warteliste"));
+}
+
+#[test]
+fn migrate_creates_the_database_and_config_example_is_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = restdose(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("sqlite"));
+    assert!(dir.path().join("data/restdose.db").exists());
+
+    let out = restdose(dir.path())
+        .args(["config", "example"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let example = String::from_utf8(out.stdout).unwrap();
+    std::fs::write(dir.path().join("restdose.toml"), &example).unwrap();
+    // The printed file is accepted as it is.
+    let out = restdose(dir.path()).arg("migrate").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    std::fs::write(dir.path().join("restdose.toml"), "databse_url = \"x\"\n").unwrap();
+    let out = restdose(dir.path()).arg("migrate").output().unwrap();
+    assert!(!out.status.success(), "a typo in the file must fail");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("databse_url"));
+}
+
+#[test]
+fn keys_generate_prints_a_usable_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = restdose(dir.path())
+        .args(["keys", "generate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("current_key_id = 1") && text.contains("blind_index_key"));
+    std::fs::write(dir.path().join("prod-keys.toml"), &text).unwrap();
+    let out = restdose(dir.path())
+        .env("RESTDOSE_KEYS_FILE", "prod-keys.toml")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // A configured key file that is missing is an error, not a silent new key.
+    let port = free_port();
+    let out = restdose(dir.path())
+        .env("RESTDOSE_KEYS_FILE", "missing.toml")
+        .env("RESTDOSE_LISTEN", format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+}
+
+#[test]
+fn geo_import_makes_another_countrys_postcodes_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("AT.txt");
+    std::fs::write(
+        &file,
+        "AT\t1010\tWien, Innere Stadt\tWien\t09\t\t\t\t\t48.2077\t16.3705\t4\n\
+         AT\t8010\tGraz\tSteiermark\t06\t\t\t\t\t47.0667\t15.45\t4\n",
+    )
+    .unwrap();
+    let out = restdose(dir.path())
+        .args(["geo", "import"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("AT: 2 postcodes imported"));
+
+    let port = free_port();
+    let child = restdose(dir.path())
+        .env("RESTDOSE_COUNTRY", "AT")
+        .env("RESTDOSE_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, _) = http(
+        port,
+        "POST",
+        "/api/v1/registrations",
+        "application/json",
+        r#"{"email":"wien@example.at","postcode":"1010"}"#,
+    );
+    assert_eq!(status, 202);
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/v1/registrations",
+        "application/json",
+        r#"{"email":"x@example.at","postcode":"10115"}"#,
+    );
+    assert_eq!(status, 422, "{body}");
+
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "AT\t1010\tWien\n").unwrap();
+    let out = restdose(dir.path())
+        .args(["geo", "import"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
+}
