@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod portal;
 pub mod smtp;
 
 use chrono::{DateTime, TimeZone, Utc};

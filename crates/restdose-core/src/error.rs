@@ -17,6 +17,27 @@ pub enum ServiceError {
     /// The mail could not be handed to the mail server; nothing was kept, try again.
     #[error("mail delivery unavailable")]
     MailUnavailable(#[source] MailError),
+    /// Not logged in, or the credentials do not match (one answer for unknown account and
+    /// wrong password).
+    #[error("not authenticated")]
+    Unauthenticated,
+    /// The password was right but the login address is not verified yet; a new link was sent.
+    #[error("e-mail address not verified")]
+    EmailNotVerified,
+    /// Logged in, but this role or state may not do this.
+    #[error("forbidden")]
+    Forbidden,
+    /// No such thing, or not this principal's (deliberately the same answer).
+    #[error("not found")]
+    NotFound,
+    /// The thing exists but its state does not allow this (e.g. the offer is closed).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// Too many failed logins; try again after this many seconds.
+    #[error("too many attempts")]
+    Throttled { retry_after_secs: i64 },
+    #[error("internal: {0}")]
+    Internal(String),
     #[error("storage: {0}")]
     Store(#[from] StoreError),
     #[error("crypto: {0}")]

@@ -2,12 +2,17 @@
 //! storage and mail together. No HTTP here (the web crate only translates requests into these
 //! calls) and no SQL (storage is reached through the `Store` trait only).
 
+pub mod accounts;
+pub mod api_tokens;
 mod error;
 mod links;
 pub mod maintenance;
+pub mod offers;
+pub mod password;
 pub mod registration;
 mod validation;
 
+pub use accounts::{Decision, Login, PracticeSignUp, Principal, SessionContext};
 pub use error::ServiceError;
 pub use links::Links;
 pub use validation::{
@@ -31,6 +36,39 @@ pub struct Policy {
     pub manage_link_ttl: Duration,
     /// A repeated sign-up re-sends mail at most this often per address.
     pub resend_interval: Duration,
+    /// A portal session ends after this long without a request...
+    pub session_idle: Duration,
+    /// ...and after this long in any case.
+    pub session_max: Duration,
+    /// How long a practice's e-mail verification link works.
+    pub verify_link_ttl: Duration,
+    /// How long a password-reset link works.
+    pub reset_link_ttl: Duration,
+    /// Failed logins per account or client address before the back-off starts.
+    pub login_max_failures: i32,
+    /// First lock after `login_max_failures`; doubles with each further failure...
+    pub login_base_lock: Duration,
+    /// ...up to this.
+    pub login_max_lock: Duration,
+    /// Failures older than this are forgotten.
+    pub login_failure_memory: Duration,
+    /// The vaccines a practice can choose from.
+    pub vaccines: Vec<String>,
+    /// Practices type local times; they are read in this zone.
+    pub timezone: chrono_tz::Tz,
+}
+
+/// The default vaccine list (configurable as `vaccines`).
+pub fn default_vaccines() -> Vec<String> {
+    [
+        "Comirnaty (BioNTech/Pfizer)",
+        "Spikevax (Moderna)",
+        "Nuvaxovid (Novavax)",
+        "Influenza",
+        "Imvanex (Mpox)",
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 impl Default for Policy {
@@ -39,6 +77,16 @@ impl Default for Policy {
             confirm_link_ttl: Duration::hours(48),
             manage_link_ttl: Duration::days(180),
             resend_interval: Duration::minutes(10),
+            session_idle: Duration::minutes(30),
+            session_max: Duration::hours(12),
+            verify_link_ttl: Duration::hours(48),
+            reset_link_ttl: Duration::minutes(60),
+            login_max_failures: 5,
+            login_base_lock: Duration::seconds(30),
+            login_max_lock: Duration::hours(1),
+            login_failure_memory: Duration::hours(1),
+            vaccines: default_vaccines(),
+            timezone: chrono_tz::Europe::Berlin,
         }
     }
 }

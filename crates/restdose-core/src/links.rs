@@ -28,6 +28,11 @@ impl Links {
         format!("{}/unsubscribe/{}", self.base, token.expose())
     }
 
+    /// An absolute URL for a path of the portal (`path` starts with `/`).
+    pub fn portal(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
     /// A globally unique Message-ID under our own host name.
     pub fn message_id(&self, id: uuid::Uuid) -> String {
         format!("<{}@{}>", id.simple(), self.host)

@@ -71,6 +71,20 @@ impl Email {
     }
 }
 
+/// Serialised only into encrypted payloads (the mail outbox); read back through `parse`.
+impl serde::Serialize for Email {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Email {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Email, D::Error> {
+        let raw = String::deserialize(d)?;
+        Email::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Never print an address by accident: logs and panics must not carry personal data.
 impl fmt::Debug for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -4,13 +4,16 @@
 //! This crate does no I/O (no files, network or database); data it needs,
 //! such as the German postcode gazetteer, is embedded at compile time.
 
+pub mod booking_code;
 pub mod clock;
 pub mod email;
 pub mod geo;
 pub mod lang;
+pub mod matching;
 pub mod postcode;
 pub mod radius;
 
+pub use booking_code::{BookingCode, BookingCodeError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use email::{Email, EmailError};
 pub use lang::Lang;

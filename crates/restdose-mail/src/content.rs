@@ -6,12 +6,23 @@
 use restdose_domain::Lang;
 
 /// What one mail says. `unsubscribe_url` becomes the RFC 8058 `List-Unsubscribe` header.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MailContent {
     pub subject: String,
     pub text: String,
     pub html: String,
     pub unsubscribe_url: Option<String>,
+    /// Files attached after the text and HTML parts (e.g. a calendar entry).
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attachment {
+    pub filename: String,
+    /// e.g. `text/calendar; charset=utf-8; method=PUBLISH`
+    pub content_type: String,
+    pub body: String,
 }
 
 impl std::fmt::Debug for MailContent {
@@ -38,6 +49,430 @@ pub enum Template<'a> {
         manage_url: &'a str,
         unsubscribe_url: &'a str,
     },
+}
+
+/// Mails to practice and admin accounts.
+pub enum AccountTemplate<'a> {
+    /// Verify the login address after the practice signed up.
+    VerifyEmail {
+        verify_url: &'a str,
+        valid_hours: i64,
+    },
+    /// A practice signed up again with an address that has an account.
+    AlreadyRegistered {
+        login_url: &'a str,
+        reset_url: &'a str,
+    },
+    /// An admin decided.
+    Approved {
+        practice: &'a str,
+        login_url: &'a str,
+    },
+    Rejected {
+        practice: &'a str,
+    },
+    Suspended {
+        practice: &'a str,
+    },
+    PasswordReset {
+        reset_url: &'a str,
+        valid_minutes: i64,
+    },
+}
+
+/// Mails about offers and bookings, to people on the list.
+pub enum BookingTemplate<'a> {
+    /// An offer near the person: the button leads to a page where a POST claims or declines.
+    Invitation {
+        practice: &'a str,
+        address: &'a str,
+        distance_km: f32,
+        window: &'a str,
+        vaccine: &'a str,
+        note: &'a str,
+        /// Local time until which the invitation holds.
+        answer_by: &'a str,
+        offer_url: &'a str,
+        last_call: bool,
+        manage_url: &'a str,
+        unsubscribe_url: &'a str,
+    },
+    /// The person claimed a dose.
+    Confirmed {
+        code: &'a str,
+        practice: &'a str,
+        address: &'a str,
+        window: &'a str,
+        vaccine: &'a str,
+        note: &'a str,
+        booking_url: &'a str,
+        manage_url: &'a str,
+        unsubscribe_url: &'a str,
+    },
+    /// Three invitations in a row went unanswered: offers stop until the person resumes.
+    PausedAfterSilence {
+        manage_url: &'a str,
+        unsubscribe_url: &'a str,
+    },
+    /// The practice called the offer off.
+    CancelledByPractice {
+        practice: &'a str,
+        address: &'a str,
+        window: &'a str,
+        manage_url: &'a str,
+        unsubscribe_url: &'a str,
+    },
+}
+
+pub fn render_account(lang: Lang, template: &AccountTemplate<'_>) -> MailContent {
+    let de = lang == Lang::De;
+    match template {
+        AccountTemplate::VerifyEmail {
+            verify_url,
+            valid_hours,
+        } => {
+            let body = if de {
+                format!(
+                    "Bitte bestätigen Sie die Anmelde-Adresse Ihrer Praxis bei restdose. Der Link gilt {valid_hours} Stunden. Danach prüfen wir Ihre Praxis und schalten sie frei."
+                )
+            } else {
+                format!(
+                    "Please confirm your practice's login address for restdose. The link works for {valid_hours} hours. We then check your practice and approve it."
+                )
+            };
+            let (subject, button) = if de {
+                (
+                    "Bitte bestätigen Sie Ihre E-Mail-Adresse",
+                    "E-Mail-Adresse bestätigen",
+                )
+            } else {
+                (
+                    "Please confirm your e-mail address",
+                    "Confirm e-mail address",
+                )
+            };
+            compose(
+                lang,
+                subject,
+                &[&body],
+                Some((button, verify_url)),
+                &[],
+                None,
+            )
+        }
+        AccountTemplate::AlreadyRegistered {
+            login_url,
+            reset_url,
+        } => {
+            let (subject, body, button, after) = if de {
+                (
+                    "Ihre Praxis hat schon ein Konto",
+                    "Mit dieser Adresse wurde erneut ein Praxiskonto beantragt. Es gibt bereits eines; melden Sie sich damit an.",
+                    "Anmelden",
+                    format!("Passwort vergessen? {reset_url}"),
+                )
+            } else {
+                (
+                    "Your practice already has an account",
+                    "Someone asked for a practice account with this address again. One exists already; please log in with it.",
+                    "Log in",
+                    format!("Forgot your password? {reset_url}"),
+                )
+            };
+            compose(
+                lang,
+                subject,
+                &[body],
+                Some((button, login_url)),
+                &[&after],
+                None,
+            )
+        }
+        AccountTemplate::Approved {
+            practice,
+            login_url,
+        } => {
+            let (subject, body, button) = if de {
+                (
+                    "Ihre Praxis ist freigeschaltet",
+                    format!(
+                        "{practice} ist jetzt bei restdose freigeschaltet. Sie können übrige Impfdosen anbieten."
+                    ),
+                    "Anmelden",
+                )
+            } else {
+                (
+                    "Your practice is approved",
+                    format!("{practice} is now approved on restdose. You can offer spare doses."),
+                    "Log in",
+                )
+            };
+            compose(
+                lang,
+                subject,
+                &[&body],
+                Some((button, login_url)),
+                &[],
+                None,
+            )
+        }
+        AccountTemplate::Rejected { practice } => {
+            let (subject, body) = if de {
+                (
+                    "Ihre Praxis wurde nicht freigeschaltet",
+                    format!(
+                        "Wir konnten {practice} leider nicht freischalten. Bei Fragen antworten Sie bitte auf diese Mail."
+                    ),
+                )
+            } else {
+                (
+                    "Your practice was not approved",
+                    format!(
+                        "We could not approve {practice}. If you have questions, please reply to this mail."
+                    ),
+                )
+            };
+            compose(lang, subject, &[&body], None, &[], None)
+        }
+        AccountTemplate::Suspended { practice } => {
+            let (subject, body) = if de {
+                (
+                    "Ihr Praxiskonto ist gesperrt",
+                    format!(
+                        "Das Konto von {practice} wurde gesperrt; Sie können vorerst keine Dosen anbieten."
+                    ),
+                )
+            } else {
+                (
+                    "Your practice account is suspended",
+                    format!(
+                        "The account of {practice} is suspended; you cannot offer doses for now."
+                    ),
+                )
+            };
+            compose(lang, subject, &[&body], None, &[], None)
+        }
+        AccountTemplate::PasswordReset {
+            reset_url,
+            valid_minutes,
+        } => {
+            let (subject, body, button, after) = if de {
+                (
+                    "Neues Passwort für restdose",
+                    format!(
+                        "Sie (oder jemand) haben ein neues Passwort angefordert. Der Link gilt {valid_minutes} Minuten und nur einmal."
+                    ),
+                    "Neues Passwort setzen",
+                    "Waren Sie das nicht? Dann ignorieren Sie diese Mail; Ihr Passwort bleibt unverändert.",
+                )
+            } else {
+                (
+                    "New password for restdose",
+                    format!(
+                        "You (or someone) asked for a new password. The link works for {valid_minutes} minutes and only once."
+                    ),
+                    "Set a new password",
+                    "Not you? Ignore this mail; your password stays as it is.",
+                )
+            };
+            compose(
+                lang,
+                subject,
+                &[&body],
+                Some((button, reset_url)),
+                &[after],
+                None,
+            )
+        }
+    }
+}
+
+pub fn render_booking(lang: Lang, template: &BookingTemplate<'_>) -> MailContent {
+    let de = lang == Lang::De;
+    match template {
+        BookingTemplate::Invitation {
+            practice,
+            address,
+            distance_km,
+            window,
+            vaccine,
+            note,
+            answer_by,
+            offer_url,
+            last_call,
+            manage_url,
+            unsubscribe_url,
+        } => {
+            let distance = format!("{distance_km:.0}");
+            let (subject, body, details, button, after) = if de {
+                (
+                    if *last_call {
+                        format!("Letzter Aufruf: Impfdosis heute bei {practice}")
+                    } else {
+                        format!("Impfdosis frei bei {practice}")
+                    },
+                    format!(
+                        "{practice} hat eine Impfdosis ({vaccine}) übrig, etwa {distance} km von Ihnen entfernt."
+                    ),
+                    format!("Termin: {window}\nOrt: {address}"),
+                    "Termin ansehen und zusagen",
+                    format!(
+                        "Bitte sagen Sie bis {answer_by} zu oder ab. Wer zuerst zusagt, bekommt die Dosis; wenn Sie nicht können, behalten Sie Ihren Platz auf der Warteliste."
+                    ),
+                )
+            } else {
+                (
+                    if *last_call {
+                        format!("Last call: a vaccine dose today at {practice}")
+                    } else {
+                        format!("A vaccine dose is free at {practice}")
+                    },
+                    format!(
+                        "{practice} has a spare dose ({vaccine}), about {distance} km from you."
+                    ),
+                    format!("Appointment: {window}\nPlace: {address}"),
+                    "See the appointment and accept",
+                    format!(
+                        "Please accept or decline by {answer_by}. Whoever accepts first gets the dose; if you cannot come, you keep your place on the list."
+                    ),
+                )
+            };
+            let note_line = if note.is_empty() {
+                String::new()
+            } else if de {
+                format!("Hinweis der Praxis: {note}")
+            } else {
+                format!("Note from the practice: {note}")
+            };
+            let mut paragraphs = vec![body.as_str(), details.as_str()];
+            if !note_line.is_empty() {
+                paragraphs.push(&note_line);
+            }
+            compose(
+                lang,
+                &subject,
+                &paragraphs,
+                Some((button, offer_url)),
+                &[&after],
+                Some((manage_url, unsubscribe_url)),
+            )
+        }
+        BookingTemplate::Confirmed {
+            code,
+            practice,
+            address,
+            window,
+            vaccine,
+            note,
+            booking_url,
+            manage_url,
+            unsubscribe_url,
+        } => {
+            let (subject, body, details, button, after) = if de {
+                (
+                    format!("Ihr Impftermin: {window}"),
+                    format!(
+                        "Sie haben eine Dosis {vaccine} bei {practice}. Ihr Buchungscode: {code}"
+                    ),
+                    format!(
+                        "Termin: {window}\nOrt: {address}\nBitte nennen Sie den Buchungscode in der Praxis. Den Termin für Ihren Kalender finden Sie im Anhang."
+                    ),
+                    "Termin absagen",
+                    "Können Sie doch nicht? Sagen Sie bitte ab, dann geht die Dosis sofort an die nächste Person.",
+                )
+            } else {
+                (
+                    format!("Your vaccination appointment: {window}"),
+                    format!(
+                        "You have a dose of {vaccine} at {practice}. Your booking code: {code}"
+                    ),
+                    format!(
+                        "Appointment: {window}\nPlace: {address}\nPlease give the booking code at the practice. The calendar entry is attached."
+                    ),
+                    "Cancel the appointment",
+                    "Cannot come after all? Please cancel, so the dose goes to the next person at once.",
+                )
+            };
+            let note_line = if note.is_empty() {
+                String::new()
+            } else if de {
+                format!("Hinweis der Praxis: {note}")
+            } else {
+                format!("Note from the practice: {note}")
+            };
+            let mut paragraphs = vec![body.as_str(), details.as_str()];
+            if !note_line.is_empty() {
+                paragraphs.push(&note_line);
+            }
+            compose(
+                lang,
+                &subject,
+                &paragraphs,
+                Some((button, booking_url)),
+                &[after],
+                Some((manage_url, unsubscribe_url)),
+            )
+        }
+        BookingTemplate::PausedAfterSilence {
+            manage_url,
+            unsubscribe_url,
+        } => {
+            let (subject, body, button) = if de {
+                (
+                    "Wir haben Ihre Angebote pausiert",
+                    "Sie haben auf drei Angebote nacheinander nicht geantwortet. Damit keine Dosis verfällt, schicken wir Ihnen vorerst keine Angebote mehr. Ihr Platz auf der Warteliste bleibt erhalten.",
+                    "Wieder Angebote bekommen",
+                )
+            } else {
+                (
+                    "We have paused your offers",
+                    "You did not answer three offers in a row. So that no dose is wasted, we send you no more offers for now. You keep your place on the list.",
+                    "Get offers again",
+                )
+            };
+            compose(
+                lang,
+                subject,
+                &[body],
+                Some((button, manage_url)),
+                &[],
+                Some((manage_url, unsubscribe_url)),
+            )
+        }
+        BookingTemplate::CancelledByPractice {
+            practice,
+            address,
+            window,
+            manage_url,
+            unsubscribe_url,
+        } => {
+            let (subject, body, after) = if lang == Lang::De {
+                (
+                    "Abgesagt: Ihr Impftermin",
+                    format!(
+                        "{practice} ({address}) hat die Impfdosen für {window} leider abgesagt. Ihr Termin entfällt."
+                    ),
+                    "Sie bleiben auf der Warteliste und behalten Ihren Platz.",
+                )
+            } else {
+                (
+                    "Cancelled: your vaccination appointment",
+                    format!(
+                        "{practice} ({address}) has called off the doses for {window}. Your appointment is cancelled."
+                    ),
+                    "You stay on the waiting list and keep your place.",
+                )
+            };
+            compose(
+                lang,
+                subject,
+                &[&body],
+                None,
+                &[after],
+                Some((manage_url, unsubscribe_url)),
+            )
+        }
+    }
 }
 
 pub fn render(lang: Lang, template: &Template<'_>) -> MailContent {
@@ -71,8 +506,7 @@ pub fn render(lang: Lang, template: &Template<'_>) -> MailContent {
                 &[intro],
                 Some((button, confirm_url)),
                 &[&outro],
-                manage_url,
-                unsubscribe_url,
+                Some((manage_url, unsubscribe_url)),
             )
         }
         Template::AlreadyRegistered {
@@ -97,8 +531,7 @@ pub fn render(lang: Lang, template: &Template<'_>) -> MailContent {
                 &[intro],
                 None,
                 &[],
-                manage_url,
-                unsubscribe_url,
+                Some((manage_url, unsubscribe_url)),
             )
         }
     }
@@ -110,8 +543,7 @@ fn compose(
     paragraphs: &[&str],
     button: Option<(&str, &str)>,
     after: &[&str],
-    manage_url: &str,
-    unsubscribe_url: &str,
+    registrant_links: Option<(&str, &str)>,
 ) -> MailContent {
     let (manage_label, footer) = match lang {
         Lang::De => (
@@ -156,18 +588,25 @@ fn compose(
         text.push_str("\n\n");
         html.push_str(&format!("<p>{}</p>", escape(p)));
     }
-    text.push_str(&format!("-- \n{manage_label}:\n{manage_url}\n\n{footer}\n"));
-    html.push_str(&format!(
-        "<hr><p><a href=\"{}\">{}</a></p><p style=\"font-size:14px;color:#444\">{}</p></body></html>",
-        escape(manage_url),
-        escape(manage_label),
-        escape(footer)
-    ));
+    // Mails to people on the list carry their self-service link and the promise; mails to
+    // practices (accounts) carry neither.
+    let unsubscribe_url = registrant_links.map(|(manage_url, unsubscribe_url)| {
+        text.push_str(&format!("-- \n{manage_label}:\n{manage_url}\n\n{footer}\n"));
+        html.push_str(&format!(
+            "<hr><p><a href=\"{}\">{}</a></p><p style=\"font-size:14px;color:#444\">{}</p>",
+            escape(manage_url),
+            escape(manage_label),
+            escape(footer)
+        ));
+        unsubscribe_url.to_owned()
+    });
+    html.push_str("</body></html>");
     MailContent {
         subject: subject.to_owned(),
         text,
         html,
-        unsubscribe_url: Some(unsubscribe_url.to_owned()),
+        unsubscribe_url,
+        attachments: Vec::new(),
     }
 }
 
@@ -221,6 +660,31 @@ mod tests {
             },
         );
         assert!(de.subject.contains("bereits"));
+    }
+
+    #[test]
+    fn account_mails_have_no_registrant_footer_and_fill_their_numbers() {
+        let mail = render_account(
+            Lang::En,
+            &AccountTemplate::PasswordReset {
+                reset_url: "https://r.example/portal/reset/x",
+                valid_minutes: 60,
+            },
+        );
+        assert!(
+            mail.text.contains("60 minutes")
+                && mail.text.contains("https://r.example/portal/reset/x")
+        );
+        assert!(mail.unsubscribe_url.is_none());
+        assert!(!mail.text.contains("24"));
+        let mail = render_account(
+            Lang::De,
+            &AccountTemplate::Approved {
+                practice: "Praxis <Dr. B>",
+                login_url: "u",
+            },
+        );
+        assert!(mail.html.contains("Praxis &lt;Dr. B&gt;"));
     }
 
     #[test]

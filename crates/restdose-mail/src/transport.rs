@@ -1,7 +1,7 @@
 //! Getting a mail out of the process.
 
 use async_trait::async_trait;
-use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -23,7 +23,7 @@ pub enum MailError {
 
 /// One mail to one person. `message_id` is stable per mail so that a retried delivery can be
 /// recognised as a duplicate by the receiver.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct OutgoingMail {
     pub to: Email,
     pub message_id: String,
@@ -41,15 +41,28 @@ fn build_message(from: &Mailbox, mail: &OutgoingMail) -> Result<Message, MailErr
         .as_str()
         .parse()
         .map_err(|e: lettre::address::AddressError| MailError::Build(e.to_string()))?;
+    let alternative =
+        MultiPart::alternative_plain_html(mail.content.text.clone(), mail.content.html.clone());
+    let body = if mail.content.attachments.is_empty() {
+        alternative
+    } else {
+        let mut mixed = MultiPart::mixed().multipart(alternative);
+        for file in &mail.content.attachments {
+            let content_type = ContentType::parse(&file.content_type)
+                .map_err(|e| MailError::Build(format!("attachment type: {e}")))?;
+            mixed = mixed.singlepart(
+                lettre::message::Attachment::new(file.filename.clone())
+                    .body(file.body.clone(), content_type),
+            );
+        }
+        mixed
+    };
     let mut message = Message::builder()
         .from(from.clone())
         .to(to)
         .subject(mail.content.subject.clone())
         .message_id(Some(mail.message_id.clone()))
-        .multipart(MultiPart::alternative_plain_html(
-            mail.content.text.clone(),
-            mail.content.html.clone(),
-        ))
+        .multipart(body)
         .map_err(|e| MailError::Build(e.to_string()))?;
     if let Some(url) = &mail.content.unsubscribe_url {
         // RFC 8058: a mail client may unsubscribe with one POST, without opening a page.

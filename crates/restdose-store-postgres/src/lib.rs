@@ -17,6 +17,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
+mod portal;
+
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
 /// How long a request waits for a pooled connection before the store reports `Unavailable`.

@@ -22,6 +22,8 @@ use sqlx::sqlite::{
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
+mod portal;
+
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 
 /// How long a request waits for a pooled connection before the store reports `Unavailable`.

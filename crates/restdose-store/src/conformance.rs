@@ -8,10 +8,19 @@
 //! Cases only touch rows they created themselves (random ids, blind indexes, token hashes and
 //! postcode countries), so they may also share one database and run concurrently.
 //!
+//! The registrant cases live here; the practice portal's (`PortalStore`) in `accounts.rs`
+//! (accounts, links, sessions, throttling, API tokens) and `offers.rs` (offers, bookings).
+//!
 //! To add a case: write the `pub async fn`, then add its name to [`CASES`] and to
 //! [`conformance_cases!`](crate::conformance_cases) (the harness checks that both agree).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod accounts;
+mod offers;
+
+pub use accounts::*;
+pub use offers::*;
 
 use crate::{
     NewRegistrant, NewToken, PostcodeRow, Registrant, RegistrantStatus, Store, StoreError,
@@ -49,6 +58,41 @@ pub const CASES: &[&str] = &[
     "released_mail_slot_can_be_taken_again",
     "unconfirmed_people_are_purged_after_their_last_link_expires",
     "expired_tokens_are_purged",
+    // portal: accounts.rs
+    "insert_and_read_back_a_practice",
+    "duplicate_practice_email_is_a_conflict_and_stores_nothing",
+    "failing_link_insert_stores_no_practice",
+    "admins_are_accounts_without_a_practice",
+    "practices_are_listed_oldest_first_and_by_status",
+    "set_practice_status_records_the_decision",
+    "verify_link_is_consumed_once_and_verifies",
+    "reset_link_cannot_verify_and_verify_link_cannot_reset",
+    "expired_account_link_is_refused",
+    "peek_shows_a_valid_link_without_consuming_it",
+    "account_links_for_a_missing_account_are_refused",
+    "racing_verify_links_verify_once",
+    "set_password_changes_the_hash_and_ends_sessions",
+    "sessions_expire_at_their_boundary",
+    "touch_extends_a_live_session",
+    "deleted_session_is_gone_and_others_stay",
+    "login_failures_are_counted_locked_and_cleared",
+    "racing_login_failures_are_all_counted",
+    "api_tokens_are_listed_newest_first_per_practice",
+    "api_token_authenticates_until_revoked",
+    // portal: offers.rs
+    "insert_and_read_back_an_offer",
+    "offers_of_lists_own_offers_newest_first",
+    "finish_offer_works_only_once",
+    "cancelling_an_offer_cancels_only_live_bookings",
+    "add_doses_only_to_open_offers_and_up_to_1000",
+    "insert_and_list_bookings_oldest_first",
+    "check_in_tells_checked_in_already_used_and_unknown",
+    "no_show_marks_only_booked_codes_of_the_offer",
+    "racing_check_ins_check_in_once",
+    "a_person_holds_one_live_booking",
+    "booked_registrants_are_listed_by_status",
+    "deleting_a_registrant_keeps_the_booking",
+    "deleting_a_practice_account_cascades",
 ];
 
 /// Calls `$callback! { case_a, case_b, ... }` with the name of every case in this module, so a
@@ -88,6 +132,39 @@ macro_rules! conformance_cases {
             released_mail_slot_can_be_taken_again,
             unconfirmed_people_are_purged_after_their_last_link_expires,
             expired_tokens_are_purged,
+            insert_and_read_back_a_practice,
+            duplicate_practice_email_is_a_conflict_and_stores_nothing,
+            failing_link_insert_stores_no_practice,
+            admins_are_accounts_without_a_practice,
+            practices_are_listed_oldest_first_and_by_status,
+            set_practice_status_records_the_decision,
+            verify_link_is_consumed_once_and_verifies,
+            reset_link_cannot_verify_and_verify_link_cannot_reset,
+            expired_account_link_is_refused,
+            peek_shows_a_valid_link_without_consuming_it,
+            account_links_for_a_missing_account_are_refused,
+            racing_verify_links_verify_once,
+            set_password_changes_the_hash_and_ends_sessions,
+            sessions_expire_at_their_boundary,
+            touch_extends_a_live_session,
+            deleted_session_is_gone_and_others_stay,
+            login_failures_are_counted_locked_and_cleared,
+            racing_login_failures_are_all_counted,
+            api_tokens_are_listed_newest_first_per_practice,
+            api_token_authenticates_until_revoked,
+            insert_and_read_back_an_offer,
+            offers_of_lists_own_offers_newest_first,
+            finish_offer_works_only_once,
+            cancelling_an_offer_cancels_only_live_bookings,
+            add_doses_only_to_open_offers_and_up_to_1000,
+            insert_and_list_bookings_oldest_first,
+            check_in_tells_checked_in_already_used_and_unknown,
+            no_show_marks_only_booked_codes_of_the_offer,
+            racing_check_ins_check_in_once,
+            a_person_holds_one_live_booking,
+            booked_registrants_are_listed_by_status,
+            deleting_a_registrant_keeps_the_booking,
+            deleting_a_practice_account_cascades,
         }
     };
 }

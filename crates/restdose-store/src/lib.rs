@@ -8,16 +8,18 @@
 pub mod conformance;
 mod error;
 mod model;
+mod portal;
 
 pub use error::{StoreError, StoreResult};
 pub use model::*;
+pub use portal::*;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: PortalStore + Send + Sync + 'static {
     /// "postgres" or "sqlite", for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 

@@ -24,6 +24,9 @@ pub struct ApiError {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// Seconds for `Retry-After` on 429/503 (default `RETRY_AFTER_SECS`).
+    #[serde(skip)]
+    pub retry_after: Option<i64>,
 }
 
 impl ApiError {
@@ -33,6 +36,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -60,10 +64,14 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE
             || self.status == StatusCode::TOO_MANY_REQUESTS
         {
-            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+            let secs = self.retry_after.unwrap_or(i64::from(RETRY_AFTER_SECS));
+            response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
         response.json(Envelope { error: self })
     }
@@ -73,7 +81,12 @@ impl ResponseError for ApiError {
 pub fn status_of(e: &ServiceError) -> StatusCode {
     match e {
         ServiceError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        ServiceError::InvalidLink => StatusCode::NOT_FOUND,
+        ServiceError::InvalidLink | ServiceError::NotFound => StatusCode::NOT_FOUND,
+        ServiceError::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ServiceError::EmailNotVerified | ServiceError::Forbidden => StatusCode::FORBIDDEN,
+        ServiceError::Conflict(_) => StatusCode::CONFLICT,
+        ServiceError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+        ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         ServiceError::MailUnavailable(_) | ServiceError::Store(StoreError::Unavailable(_)) => {
             StatusCode::SERVICE_UNAVAILABLE
         }
@@ -114,7 +127,35 @@ impl From<ServiceError> for ApiError {
                     "The service is busy; please try again shortly.",
                 )
             }
-            ServiceError::Store(_) | ServiceError::Crypto(_) => {
+            ServiceError::Unauthenticated => ApiError::new(
+                status,
+                "unauthenticated",
+                "Send a valid API token as `Authorization: Bearer rdk_…`.",
+            ),
+            ServiceError::EmailNotVerified => ApiError::new(
+                status,
+                "email_not_verified",
+                "Verify the login address first; a new link was sent.",
+            ),
+            ServiceError::Forbidden => ApiError::new(
+                status,
+                "forbidden",
+                "This account may not do this (is the practice approved?).",
+            ),
+            ServiceError::NotFound => ApiError::new(status, "not_found", "No such resource."),
+            ServiceError::Conflict(why) => {
+                ApiError::new(status, "conflict", format!("Not possible now: {why}."))
+            }
+            ServiceError::Throttled { retry_after_secs } => {
+                let mut e = ApiError::new(
+                    status,
+                    "rate_limited",
+                    format!("Too many attempts; try again in {retry_after_secs} s."),
+                );
+                e.retry_after = Some(retry_after_secs);
+                e
+            }
+            ServiceError::Store(_) | ServiceError::Crypto(_) | ServiceError::Internal(_) => {
                 ApiError::new(status, "internal", "An internal error occurred.")
             }
         }

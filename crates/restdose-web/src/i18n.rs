@@ -3,7 +3,14 @@
 
 use restdose_domain::Lang;
 
-/// (key, German, English)
+/// Every table of (key, German, English); each part of the site keeps its own.
+static TABLES: &[&[(&str, &str, &str)]] = &[
+    MESSAGES,
+    crate::i18n_portal::MESSAGES,
+    crate::i18n_admin::MESSAGES,
+];
+
+/// (key, German, English): the registrant pages.
 static MESSAGES: &[(&str, &str, &str)] = &[
     ("site.name", "restdose", "restdose"),
     (
@@ -284,9 +291,19 @@ impl T {
     }
 }
 
-pub fn lookup(lang: Lang, key: &str) -> Option<&'static str> {
-    MESSAGES
+/// The key of the message for a field error code (`field.<code>`), or the generic one.
+pub fn field_key(code: &str) -> &'static str {
+    TABLES
         .iter()
+        .flat_map(|table| table.iter())
+        .find(|(k, _, _)| k.strip_prefix("field.") == Some(code))
+        .map_or("field.invalid", |(k, _, _)| k)
+}
+
+pub fn lookup(lang: Lang, key: &str) -> Option<&'static str> {
+    TABLES
+        .iter()
+        .flat_map(|table| table.iter())
         .find(|(k, _, _)| *k == key)
         .map(|(_, de, en)| match lang {
             Lang::De => *de,
@@ -295,52 +312,53 @@ pub fn lookup(lang: Lang, key: &str) -> Option<&'static str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
+    /// Every `t.get("…")`/`t.fill("…")` in a template and every quoted `word.word` in the Rust
+    /// sources of this crate must have both languages.
     #[test]
     fn every_key_used_in_a_template_or_handler_exists_in_both_languages() {
-        let sources = [
-            include_str!("../templates/base.html"),
-            include_str!("../templates/signup.html"),
-            include_str!("../templates/message.html"),
-            include_str!("../templates/confirm.html"),
-            include_str!("../templates/manage.html"),
-            include_str!("../templates/unsubscribe.html"),
-        ];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut checked = 0;
-        for source in sources {
-            for piece in source.split("\"").collect::<Vec<_>>().windows(2) {
-                let (before, key) = (piece[0], piece[1]);
-                let is_key = (before.ends_with("t.get(") || before.ends_with("key: "))
-                    && key.contains('.')
-                    && !key.contains(' ');
-                if is_key {
-                    checked += 1;
-                    for lang in [Lang::De, Lang::En] {
-                        assert!(
-                            lookup(lang, key).is_some_and(|s| !s.is_empty()),
-                            "missing {lang:?} text for {key}"
-                        );
-                    }
+        let mut check = |key: &str| {
+            checked += 1;
+            for lang in [Lang::De, Lang::En] {
+                assert!(
+                    lookup(lang, key).is_some_and(|s| !s.is_empty()),
+                    "missing {lang:?} text for {key}"
+                );
+            }
+        };
+        for entry in std::fs::read_dir(root.join("templates")).unwrap() {
+            let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for piece in source.split('"').collect::<Vec<_>>().windows(2) {
+                if (piece[0].ends_with("t.get(") || piece[0].ends_with("t.fill("))
+                    && piece[1].contains('.')
+                {
+                    check(piece[1]);
                 }
             }
         }
-        // In Rust code every quoted `word.word` is a message key.
-        for piece in include_str!("pages.rs").split('"').skip(1).step_by(2) {
-            let is_file = [".html", ".css"].iter().any(|ext| piece.ends_with(ext));
-            let is_key = !is_file
-                && piece.split('.').count() == 2
-                && piece.split('.').all(|p| {
-                    !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c == '_')
-                });
-            if is_key {
-                checked += 1;
-                for lang in [Lang::De, Lang::En] {
-                    assert!(
-                        lookup(lang, piece).is_some(),
-                        "missing {lang:?} text for {piece}"
-                    );
+        for entry in std::fs::read_dir(root.join("src")).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.starts_with("i18n") {
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).unwrap();
+            for piece in source.split('"').skip(1).step_by(2) {
+                let is_file = [".html", ".css", ".json", ".ics"]
+                    .iter()
+                    .any(|ext| piece.ends_with(ext));
+                let is_key = !is_file
+                    && piece.split('.').count() == 2
+                    && piece.split('.').all(|p| {
+                        !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                    });
+                if is_key {
+                    check(piece);
                 }
             }
         }
@@ -352,7 +370,11 @@ mod tests {
 
     #[test]
     fn keys_are_unique() {
-        let mut keys: Vec<_> = MESSAGES.iter().map(|(k, _, _)| *k).collect();
+        let mut keys: Vec<_> = TABLES
+            .iter()
+            .flat_map(|t| t.iter())
+            .map(|(k, _, _)| *k)
+            .collect();
         keys.sort_unstable();
         let before = keys.len();
         keys.dedup();

@@ -1,10 +1,16 @@
 //! restdose web: the HTTP layer (actix-web). It only translates: requests into calls on
 //! `restdose_core::Services`, their results into pages and JSON. No SQL, no business rules.
 
+mod admin;
 mod api;
+mod auth;
 mod error;
 pub mod i18n;
+mod i18n_admin;
+mod i18n_portal;
+mod offers_api;
 mod pages;
+mod portal;
 mod request_lang;
 
 use actix_web::dev::{Server, ServerHandle};
@@ -104,6 +110,9 @@ fn routes(cfg: &mut web::ServiceConfig) {
             "/api/v1/registrations",
             web::post().to(api::create_registration),
         )
+        .configure(portal::routes)
+        .configure(admin::routes)
+        .configure(offers_api::routes)
         .route("/healthz", web::get().to(healthz))
         .route("/static/style.css", web::get().to(stylesheet))
         .default_service(web::to(pages::not_found));

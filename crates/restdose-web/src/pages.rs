@@ -89,7 +89,7 @@ pub struct PreferencesForm {
 }
 
 /// Renders a page; remembers an explicitly chosen language in a cookie.
-fn page(
+pub(crate) fn page(
     state: &AppState,
     lang: &RequestLang,
     status: StatusCode,
@@ -117,7 +117,7 @@ fn page(
     response.body(body)
 }
 
-fn message(
+pub(crate) fn message(
     state: &AppState,
     lang: &RequestLang,
     status: StatusCode,
@@ -149,7 +149,7 @@ fn message(
 }
 
 /// A failed use case as a page; the status comes from the one mapping in `error.rs`.
-fn failure(state: &AppState, lang: &RequestLang, e: &ServiceError) -> HttpResponse {
+pub(crate) fn failure(state: &AppState, lang: &RequestLang, e: &ServiceError) -> HttpResponse {
     log_failure(e);
     let status = status_of(e);
     let (title, body) = match status {
@@ -167,19 +167,12 @@ fn failure(state: &AppState, lang: &RequestLang, e: &ServiceError) -> HttpRespon
     )
 }
 
-fn field_message(errors: &[FieldError], field: &str) -> Option<&'static str> {
+/// The message key for the error of `field`, if it has one (`field.<code>` in the tables).
+pub(crate) fn field_message(errors: &[FieldError], field: &str) -> Option<&'static str> {
     errors
         .iter()
         .find(|e| e.field == field)
-        .map(|e| match e.code {
-            "required" => "field.required",
-            "invalid_email" => "field.invalid_email",
-            "email_too_long" => "field.email_too_long",
-            "email_local_too_long" => "field.email_local_too_long",
-            "invalid_postcode" => "field.invalid_postcode",
-            "unknown_postcode" => "field.unknown_postcode",
-            _ => "field.invalid_radius",
-        })
+        .map(|e| crate::i18n::field_key(e.code))
 }
 
 pub async fn signup_form(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {

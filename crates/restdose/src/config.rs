@@ -40,6 +40,16 @@ pub struct Config {
     pub resend_interval_minutes: i64,
     /// `text` or `json`.
     pub log_format: String,
+    /// Vaccines practices can choose from on the "spare doses" form.
+    pub vaccines: Vec<String>,
+    /// IANA time zone in which practices type appointment times.
+    pub timezone: String,
+    pub session_idle_minutes: i64,
+    pub session_max_hours: i64,
+    pub verify_link_hours: i64,
+    pub reset_link_minutes: i64,
+    /// Failed logins (per account and per client address) before the back-off starts.
+    pub login_max_failures: i32,
 }
 
 fn redact_secret<S: serde::Serializer>(
@@ -71,6 +81,13 @@ impl Default for Config {
             manage_link_days: 180,
             resend_interval_minutes: 10,
             log_format: "text".to_owned(),
+            vaccines: restdose_core::default_vaccines(),
+            timezone: "Europe/Berlin".to_owned(),
+            session_idle_minutes: 30,
+            session_max_hours: 12,
+            verify_link_hours: 48,
+            reset_link_minutes: 60,
+            login_max_failures: 5,
         }
     }
 }
@@ -142,10 +159,24 @@ impl Config {
         if self.max_body_bytes < 1024 {
             return Err(invalid("max_body_bytes", "must be at least 1024"));
         }
+        self.timezone()?;
+        if self.vaccines.is_empty() || self.vaccines.iter().any(|v| v.trim().is_empty()) {
+            return Err(invalid(
+                "vaccines",
+                "must list at least one vaccine, none empty",
+            ));
+        }
+        if self.login_max_failures < 1 {
+            return Err(invalid("login_max_failures", "must be at least 1"));
+        }
         for (key, value) in [
             ("confirm_link_hours", self.confirm_link_hours),
             ("manage_link_days", self.manage_link_days),
             ("resend_interval_minutes", self.resend_interval_minutes),
+            ("session_idle_minutes", self.session_idle_minutes),
+            ("session_max_hours", self.session_max_hours),
+            ("verify_link_hours", self.verify_link_hours),
+            ("reset_link_minutes", self.reset_link_minutes),
         ] {
             if value <= 0 {
                 return Err(invalid(key, "must be positive"));
@@ -177,6 +208,36 @@ impl Config {
             ));
         }
         Ok(url)
+    }
+
+    pub fn timezone(&self) -> Result<chrono_tz::Tz, ConfigError> {
+        self.timezone.parse().map_err(|_| {
+            invalid(
+                "timezone",
+                format!(
+                    "unknown time zone {:?} (use an IANA name such as Europe/Berlin)",
+                    self.timezone
+                ),
+            )
+        })
+    }
+
+    /// The use-case tunables this configuration sets.
+    pub fn policy(&self) -> Result<restdose_core::Policy, ConfigError> {
+        use chrono::Duration;
+        Ok(restdose_core::Policy {
+            confirm_link_ttl: Duration::hours(self.confirm_link_hours),
+            manage_link_ttl: Duration::days(self.manage_link_days),
+            resend_interval: Duration::minutes(self.resend_interval_minutes),
+            session_idle: Duration::minutes(self.session_idle_minutes),
+            session_max: Duration::hours(self.session_max_hours),
+            verify_link_ttl: Duration::hours(self.verify_link_hours),
+            reset_link_ttl: Duration::minutes(self.reset_link_minutes),
+            login_max_failures: self.login_max_failures,
+            vaccines: self.vaccines.iter().map(|v| v.trim().to_owned()).collect(),
+            timezone: self.timezone()?,
+            ..restdose_core::Policy::default()
+        })
     }
 
     pub fn smtp_url(&self) -> Option<&str> {
@@ -240,6 +301,21 @@ resend_interval_minutes = 10
 
 # Log format: text or json.
 log_format = "text"
+
+# Practice portal.
+# Vaccines practices can choose from on the "spare doses" form.
+vaccines = ["Comirnaty (BioNTech/Pfizer)", "Spikevax (Moderna)", "Nuvaxovid (Novavax)", "Influenza", "Imvanex (Mpox)"]
+# Time zone in which practices type appointment times (IANA name).
+timezone = "Europe/Berlin"
+# A portal session ends after this many idle minutes, and after this many hours in any case.
+session_idle_minutes = 30
+session_max_hours = 12
+# How long a practice's e-mail verification link and a password-reset link work.
+verify_link_hours = 48
+reset_link_minutes = 60
+# Failed logins per account and per client address before a doubling back-off starts
+# (30 s, 60 s, ... up to an hour).
+login_max_failures = 5
 "#;
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ pub mod config;
 mod keys;
 
 use anyhow::Context;
-use restdose_core::{Links, Policy, Services};
+use restdose_core::{Links, Services};
 use restdose_domain::Clock;
 use restdose_domain::geo::{self, Coordinates};
 use restdose_mail::{FileMailer, Mailer, SmtpMailer};
@@ -88,11 +88,7 @@ pub async fn build_services(config: &Config, clock: Arc<dyn Clock>) -> anyhow::R
         clock,
         gazetteer: Arc::new(gazetteer),
         links: Links::new(&config.public_url()?),
-        policy: Policy {
-            confirm_link_ttl: chrono::Duration::hours(config.confirm_link_hours),
-            manage_link_ttl: chrono::Duration::days(config.manage_link_days),
-            resend_interval: chrono::Duration::minutes(config.resend_interval_minutes),
-        },
+        policy: config.policy()?,
     })
 }
 

@@ -1,5 +1,7 @@
 //! `restdose`: the one binary. Without a subcommand it serves.
 
+mod admin_cli;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use restdose::Config;
@@ -50,6 +52,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Administrator accounts and decisions on practices (approve, reject, suspend).
+    Admin {
+        #[command(subcommand)]
+        action: admin_cli::AdminAction,
     },
 }
 
@@ -104,7 +111,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(path) => (path.clone(), true),
         None => (PathBuf::from("restdose.toml"), false),
     };
-    let config = Config::load(&file, explicit)?;
+    let config = match &cli.command {
+        Some(Command::Admin { .. }) => admin_cli::load_config(&file, explicit)?,
+        _ => Config::load(&file, explicit)?,
+    };
     init_logging(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -129,6 +139,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Some(Command::Geo {
                 action: GeoAction::Import { file },
             }) => geo_import(&config, &file).await,
+            Some(Command::Admin { action }) => admin_cli::run(&config, action).await,
             Some(Command::Config { .. }) | Some(Command::Keys { .. }) => Ok(()),
         }
     })

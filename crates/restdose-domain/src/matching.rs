@@ -1,0 +1,196 @@
+//! The matching policy, without I/O: who is near whom, how many people a wave invites, and how
+//! the overbooking factor learns from the answers.
+
+use std::collections::HashMap;
+
+use crate::geo::{Coordinates, Gazetteer, haversine_km};
+
+/// The largest radius anyone may choose; neighbour lists are cut here.
+pub const MAX_RADIUS_KM: f64 = 50.0;
+
+/// For every postcode, the postcodes whose centroids lie within `MAX_RADIUS_KM`, nearest first
+/// (itself included, at 0 km). Built once at start: ~8,200 German postcodes give a few hundred
+/// neighbours each; a grid keeps the build near-linear instead of comparing every pair.
+#[derive(Debug, Default)]
+pub struct NeighbourIndex {
+    neighbours: HashMap<String, Vec<(String, f32)>>,
+}
+
+/// Grid cell size in degrees: 0.5° latitude is ~55 km, more than the largest radius, so the
+/// 3 × 3 cells around a point hold every neighbour in latitude; longitude cells are widened by
+/// the cosine of the latitude.
+const CELL_DEG: f64 = 0.5;
+
+impl NeighbourIndex {
+    pub fn build(gazetteer: &Gazetteer) -> NeighbourIndex {
+        let mut grid: HashMap<(i32, i32), Vec<(&str, Coordinates)>> = HashMap::new();
+        for (code, c) in gazetteer.iter() {
+            grid.entry(cell(c)).or_default().push((code, c));
+        }
+        let mut neighbours = HashMap::with_capacity(gazetteer.len());
+        for (code, c) in gazetteer.iter() {
+            let (row, col) = cell(c);
+            // How many longitude cells 50 km spans at this latitude (at least one).
+            let km_per_cell = 111.32 * CELL_DEG * c.lat.to_radians().cos().max(0.05);
+            let span = (MAX_RADIUS_KM / km_per_cell).ceil() as i32;
+            let mut near = Vec::new();
+            for r in row - 1..=row + 1 {
+                for k in col - span..=col + span {
+                    for (other, oc) in grid.get(&(r, k)).into_iter().flatten() {
+                        let d = haversine_km(c, *oc);
+                        if d <= MAX_RADIUS_KM {
+                            near.push(((*other).to_owned(), d as f32));
+                        }
+                    }
+                }
+            }
+            near.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+            neighbours.insert(code.to_owned(), near);
+        }
+        NeighbourIndex { neighbours }
+    }
+
+    /// Postcodes within `radius_km` of `postcode`, nearest first, with their distance.
+    pub fn within(&self, postcode: &str, radius_km: f64) -> impl Iterator<Item = (&str, f32)> + '_ {
+        self.neighbours
+            .get(postcode)
+            .into_iter()
+            .flatten()
+            .take_while(move |(_, d)| f64::from(*d) <= radius_km)
+            .map(|(code, d)| (code.as_str(), *d))
+    }
+
+    pub fn distance_km(&self, from: &str, to: &str) -> Option<f32> {
+        self.neighbours
+            .get(from)?
+            .iter()
+            .find(|(code, _)| code == to)
+            .map(|(_, d)| *d)
+    }
+
+    pub fn len(&self) -> usize {
+        self.neighbours.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.neighbours.is_empty()
+    }
+}
+
+fn cell(c: Coordinates) -> (i32, i32) {
+    (
+        (c.lat / CELL_DEG).floor() as i32,
+        (c.lon / CELL_DEG).floor() as i32,
+    )
+}
+
+/// How waves are sized. Overbooking > 1 invites more people than doses because not everyone
+/// answers within the claim window; it adapts per offer to the answers seen so far.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WavePolicy {
+    /// Overbooking before anything is known.
+    pub initial_overbooking: f64,
+    pub min_overbooking: f64,
+    pub max_overbooking: f64,
+    /// How many invitations the prior is worth: small, so real answers dominate quickly.
+    pub prior_weight: f64,
+    /// The last-call wave invites this many times the usual wave, first come first served.
+    pub last_call_factor: f64,
+    /// Never invite more than this many people in one wave.
+    pub max_wave: usize,
+}
+
+impl Default for WavePolicy {
+    fn default() -> Self {
+        WavePolicy {
+            initial_overbooking: 2.0,
+            min_overbooking: 1.0,
+            max_overbooking: 10.0,
+            prior_weight: 10.0,
+            last_call_factor: 3.0,
+            max_wave: 500,
+        }
+    }
+}
+
+impl WavePolicy {
+    /// The overbooking factor after `invited` invitations of which `claimed` were taken
+    /// (earlier waves of this offer, plus the area's recent history): the inverse of the
+    /// estimated acceptance rate, shrunk towards the prior while data is thin.
+    pub fn overbooking(&self, invited: u64, claimed: u64) -> f64 {
+        let prior_rate = 1.0 / self.initial_overbooking;
+        let rate = (claimed as f64 + self.prior_weight * prior_rate)
+            / (invited as f64 + self.prior_weight);
+        (1.0 / rate.max(1e-6)).clamp(self.min_overbooking, self.max_overbooking)
+    }
+
+    /// People to invite for `remaining` doses: ceil(remaining × overbooking), capped.
+    pub fn wave_size(&self, remaining: u32, overbooking: f64, last_call: bool) -> usize {
+        let factor = if last_call {
+            overbooking * self.last_call_factor
+        } else {
+            overbooking
+        };
+        ((f64::from(remaining) * factor).ceil() as usize).min(self.max_wave)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::geo::builtin_germany;
+    use proptest::prelude::*;
+
+    #[test]
+    fn neighbours_are_complete_sorted_and_symmetric() {
+        let index = NeighbourIndex::build(builtin_germany());
+        assert_eq!(index.len(), builtin_germany().len());
+        let berlin: Vec<_> = index.within("10115", 10.0).collect();
+        assert_eq!(berlin[0], ("10115", 0.0));
+        assert!(berlin.windows(2).all(|w| w[0].1 <= w[1].1));
+        assert!(berlin.iter().any(|(c, _)| *c == "10117"));
+        assert!(
+            index
+                .within("10115", 50.0)
+                .all(|(c, _)| !c.starts_with('2')),
+            "Hamburg is far"
+        );
+        // The grid misses nothing: compare with brute force for one postcode.
+        let me = builtin_germany().lookup("80331").unwrap();
+        let brute = builtin_germany()
+            .iter()
+            .filter(|(_, c)| haversine_km(me, *c) <= MAX_RADIUS_KM)
+            .count();
+        assert_eq!(index.within("80331", MAX_RADIUS_KM).count(), brute);
+        let d1 = index.distance_km("10115", "10117").unwrap();
+        let d2 = index.distance_km("10117", "10115").unwrap();
+        assert!((d1 - d2).abs() < 1e-3);
+    }
+
+    #[test]
+    fn waves_and_overbooking() {
+        let p = WavePolicy::default();
+        assert_eq!(p.overbooking(0, 0), 2.0);
+        assert_eq!(p.wave_size(6, 2.0, false), 12);
+        assert_eq!(p.wave_size(5, 1.5, false), 8, "ceil");
+        assert_eq!(p.wave_size(5, 2.0, true), 30);
+        assert_eq!(p.wave_size(1000, 10.0, true), 500, "capped");
+        // Everyone says yes: overbooking falls towards 1.
+        assert!(p.overbooking(100, 100) < 1.2);
+        // Nobody answers: it rises to the cap.
+        assert_eq!(p.overbooking(1000, 0), 10.0);
+        // One in four: about 4.
+        assert!((p.overbooking(400, 100) - 4.0).abs() < 0.3);
+    }
+
+    proptest! {
+        #[test]
+        fn overbooking_stays_within_bounds(invited in 0u64..10_000, share in 0.0f64..=1.0) {
+            let p = WavePolicy::default();
+            let claimed = (invited as f64 * share) as u64;
+            let o = p.overbooking(invited, claimed);
+            prop_assert!((p.min_overbooking..=p.max_overbooking).contains(&o));
+        }
+    }
+}

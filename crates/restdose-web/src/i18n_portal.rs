@@ -1,0 +1,561 @@
+//! Texts of the practice portal: (key, German, English). See `i18n.rs`.
+
+pub static MESSAGES: &[(&str, &str, &str)] = &[
+    // --- navigation and shared -------------------------------------------------------------
+    ("portal.nav.label", "Praxisportal", "Practice portal"),
+    ("portal.nav.dashboard", "Übersicht", "Dashboard"),
+    ("portal.nav.admin", "Verwaltung", "Administration"),
+    ("portal.nav.new_offer", "Neues Angebot", "New offer"),
+    ("portal.nav.tokens", "API-Schlüssel", "API tokens"),
+    ("portal.nav.password", "Passwort", "Password"),
+    ("portal.nav.logout", "Abmelden", "Log out"),
+    (
+        "portal.back",
+        "Zurück zur Übersicht",
+        "Back to the dashboard",
+    ),
+    (
+        "portal.error.busy",
+        "Der Dienst ist gerade überlastet oder kann keine E-Mails senden. Bitte versuchen Sie es in einer Minute noch einmal.",
+        "The service is busy or cannot send mail right now. Please try again in a minute.",
+    ),
+    ("portal.csrf.title", "Formular abgelaufen", "Form expired"),
+    (
+        "portal.csrf.body",
+        "Das Formular war veraltet oder kam nicht von dieser Seite; es wurde nichts geändert. Bitte laden Sie die Seite neu und versuchen Sie es noch einmal.",
+        "The form was out of date or did not come from this site; nothing was changed. Please reload the page and try again.",
+    ),
+    ("portal.forbidden.title", "Nicht erlaubt", "Not allowed"),
+    (
+        "portal.forbidden.body",
+        "Mit diesem Konto geht das nicht. Praxen können Angebote erst einstellen, wenn wir sie freigeschaltet haben.",
+        "This account may not do this. Practices can post offers only once we have approved them.",
+    ),
+    ("portal.not_found.title", "Nicht gefunden", "Not found"),
+    (
+        "portal.not_found.body",
+        "Das gibt es nicht, oder es gehört nicht zu Ihrer Praxis.",
+        "This does not exist, or it does not belong to your practice.",
+    ),
+    (
+        "portal.conflict.title",
+        "Das geht gerade nicht",
+        "Not possible now",
+    ),
+    (
+        "portal.conflict.body",
+        "Der aktuelle Stand erlaubt das nicht (zum Beispiel ist das Angebot schon beendet).",
+        "The current state does not allow this (for example, the offer has ended).",
+    ),
+    (
+        "portal.link.title",
+        "Dieser Link gilt nicht (mehr)",
+        "This link is not valid (any more)",
+    ),
+    (
+        "portal.link.body",
+        "Der Link ist abgelaufen oder wurde schon benutzt. Bestätigungslinks gelten {hours} Stunden, Links zum Zurücksetzen des Passworts {minutes} Minuten. Beim Anmelden schicken wir Ihnen bei Bedarf einen neuen Bestätigungslink; ein neues Passwort können Sie erneut anfordern.",
+        "The link has expired or was already used. Confirmation links work for {hours} hours, password reset links for {minutes} minutes. When you log in we send a new confirmation link if needed; you can ask for a new password again.",
+    ),
+    // --- sign-up and verification ----------------------------------------------------------
+    (
+        "portal.signup.title",
+        "Praxis registrieren",
+        "Register a practice",
+    ),
+    (
+        "portal.signup.intro",
+        "Haben Sie Impfdosen übrig? Registrieren Sie Ihre Praxis. Nach der Bestätigung Ihrer E-Mail-Adresse prüfen wir Ihre Angaben und schalten Sie frei.",
+        "Do you have doses left over? Register your practice. After you confirm your e-mail address we check your details and approve you.",
+    ),
+    (
+        "portal.signup.next",
+        "Sie bekommen gleich eine E-Mail mit einem Bestätigungslink.",
+        "You will get an e-mail with a confirmation link.",
+    ),
+    ("portal.signup.submit", "Registrieren", "Register"),
+    (
+        "portal.signup.have_account",
+        "Schon registriert?",
+        "Already registered?",
+    ),
+    (
+        "portal.signup.done_title",
+        "Bitte schauen Sie in Ihr Postfach",
+        "Please check your mail",
+    ),
+    (
+        "portal.signup.done_body",
+        "Wir haben Ihnen eine E-Mail geschickt. Klicken Sie auf den Link darin, um Ihre Adresse zu bestätigen; er gilt {hours} Stunden. Danach prüfen wir Ihre Praxis und schreiben Ihnen, sobald sie freigeschaltet ist.",
+        "We have sent you an e-mail. Click the link in it to confirm your address; it works for {hours} hours. We then check your practice and write to you once it is approved.",
+    ),
+    (
+        "portal.verify.title",
+        "E-Mail-Adresse bestätigen",
+        "Confirm your e-mail address",
+    ),
+    (
+        "portal.verify.body",
+        "Ein Klick noch: Bestätigen Sie, dass diese Adresse zu Ihrer Praxis gehört.",
+        "One more click: confirm that this address belongs to your practice.",
+    ),
+    (
+        "portal.verify.submit",
+        "Adresse bestätigen",
+        "Confirm address",
+    ),
+    (
+        "portal.verified.title",
+        "Adresse bestätigt",
+        "Address confirmed",
+    ),
+    (
+        "portal.verified.body",
+        "Danke! Wir prüfen jetzt Ihre Praxis und schreiben Ihnen, sobald sie freigeschaltet ist. Anmelden können Sie sich schon.",
+        "Thank you! We are now checking your practice and will write to you once it is approved. You can already log in.",
+    ),
+    // --- login -----------------------------------------------------------------------------
+    ("portal.login.title", "Anmelden", "Log in"),
+    ("portal.login.submit", "Anmelden", "Log in"),
+    (
+        "portal.login.required",
+        "Bitte melden Sie sich an.",
+        "Please log in.",
+    ),
+    (
+        "portal.login.failed",
+        "E-Mail-Adresse oder Passwort stimmen nicht.",
+        "The e-mail address or the password is wrong.",
+    ),
+    (
+        "portal.login.throttled",
+        "Zu viele Fehlversuche. Bitte warten Sie {minutes} Minute(n) und versuchen Sie es dann noch einmal.",
+        "Too many failed attempts. Please wait {minutes} minute(s), then try again.",
+    ),
+    (
+        "portal.login.forgot",
+        "Passwort vergessen?",
+        "Forgot your password?",
+    ),
+    (
+        "portal.login.no_account",
+        "Noch kein Konto?",
+        "No account yet?",
+    ),
+    (
+        "portal.throttled.title",
+        "Zu viele Versuche",
+        "Too many attempts",
+    ),
+    (
+        "portal.throttled.body",
+        "Bitte warten Sie kurz und versuchen Sie es dann noch einmal.",
+        "Please wait a little, then try again.",
+    ),
+    (
+        "portal.unverified.title",
+        "Bitte bestätigen Sie zuerst Ihre E-Mail-Adresse",
+        "Please confirm your e-mail address first",
+    ),
+    (
+        "portal.unverified.body",
+        "Wir haben Ihnen einen neuen Bestätigungslink geschickt; er gilt {hours} Stunden. Nach der Bestätigung können Sie sich anmelden.",
+        "We have sent you a new confirmation link; it works for {hours} hours. After confirming you can log in.",
+    ),
+    // --- fields ----------------------------------------------------------------------------
+    (
+        "portal.field.practice_name",
+        "Name der Praxis",
+        "Name of the practice",
+    ),
+    (
+        "portal.field.street",
+        "Straße und Hausnummer",
+        "Street and number",
+    ),
+    ("portal.field.city", "Ort", "Town or city"),
+    ("portal.field.phone", "Telefon", "Phone"),
+    ("portal.field.email", "E-Mail-Adresse", "E-mail address"),
+    ("portal.field.password", "Passwort", "Password"),
+    (
+        "portal.field.current_password",
+        "Jetziges Passwort",
+        "Current password",
+    ),
+    (
+        "portal.field.new_password",
+        "Neues Passwort",
+        "New password",
+    ),
+    (
+        "portal.field.password_rules",
+        "12 bis 128 Zeichen, nicht Ihre E-Mail-Adresse. Ein Satz aus mehreren Wörtern ist gut zu merken.",
+        "12 to 128 characters, not your e-mail address. A sentence of several words is easy to remember.",
+    ),
+    ("portal.field.vaccine", "Impfstoff", "Vaccine"),
+    (
+        "portal.field.doses",
+        "Anzahl Dosen (1–200)",
+        "Number of doses (1–200)",
+    ),
+    ("portal.field.starts_at", "Termine ab", "Appointments from"),
+    ("portal.field.ends_at", "Termine bis", "Appointments until"),
+    (
+        "portal.field.time_help",
+        "Ortszeit, zum Beispiel 2026-05-04T16:00; höchstens 7 Tage im Voraus.",
+        "Local time, for example 2026-05-04T16:00; at most 7 days ahead.",
+    ),
+    (
+        "portal.field.claim_minutes",
+        "Minuten zum Zusagen (5–120)",
+        "Minutes to accept (5–120)",
+    ),
+    (
+        "portal.field.radius_km",
+        "Umkreis in Kilometern (1–50)",
+        "Radius in kilometres (1–50)",
+    ),
+    (
+        "portal.field.note",
+        "Hinweis für die Impflinge (höchstens 500 Zeichen)",
+        "Note for the people coming (at most 500 characters)",
+    ),
+    // --- dashboard -------------------------------------------------------------------------
+    ("portal.dashboard.title", "Übersicht", "Dashboard"),
+    (
+        "portal.dashboard.post",
+        "Übrige Dosen anbieten",
+        "Post spare doses",
+    ),
+    ("portal.dashboard.offers", "Ihre Angebote", "Your offers"),
+    (
+        "portal.dashboard.no_offers",
+        "Sie haben noch keine Angebote eingestellt.",
+        "You have not posted any offers yet.",
+    ),
+    (
+        "portal.practice_status.pending",
+        "Ihre Praxis wartet auf die Freischaltung. Wir prüfen Ihre Angaben und schreiben Ihnen, sobald Sie Angebote einstellen können.",
+        "Your practice is waiting for approval. We check your details and write to you once you can post offers.",
+    ),
+    (
+        "portal.practice_status.approved",
+        "Ihre Praxis ist freigeschaltet.",
+        "Your practice is approved.",
+    ),
+    (
+        "portal.practice_status.rejected",
+        "Ihre Praxis wurde nicht freigeschaltet. Bei Fragen antworten Sie bitte auf unsere E-Mail.",
+        "Your practice was not approved. If you have questions, please reply to our e-mail.",
+    ),
+    (
+        "portal.practice_status.suspended",
+        "Ihr Praxiskonto ist gesperrt; Sie können keine Angebote einstellen. Bei Fragen antworten Sie bitte auf unsere E-Mail.",
+        "Your practice account is suspended; you cannot post offers. If you have questions, please reply to our e-mail.",
+    ),
+    // --- offers ----------------------------------------------------------------------------
+    (
+        "portal.offer_new.title",
+        "Übrige Dosen anbieten",
+        "Post spare doses",
+    ),
+    (
+        "portal.offer_new.intro",
+        "Menschen auf der Warteliste in der Nähe Ihrer Praxis bekommen eine E-Mail; wer zuerst zusagt, bekommt einen Buchungscode.",
+        "People on the waiting list near your practice get an e-mail; whoever accepts first gets a booking code.",
+    ),
+    ("portal.offer_new.choose", "Bitte wählen", "Please choose"),
+    (
+        "portal.offer_new.submit",
+        "Angebot veröffentlichen",
+        "Publish offer",
+    ),
+    ("portal.offer.title", "Angebot", "Offer"),
+    ("portal.offer.window", "Zeitraum", "Time"),
+    ("portal.offer.status", "Status", "Status"),
+    ("portal.offer.doses", "Dosen", "Doses"),
+    ("portal.offer.claimed", "Vergeben", "Claimed"),
+    ("portal.offer.checked_in", "Erschienen", "Checked in"),
+    ("portal.offer.remaining", "Noch frei", "Remaining"),
+    ("portal.offer.time_left", "Verbleibende Zeit", "Time left"),
+    (
+        "portal.offer.time_left_value",
+        "{hours} Std. {minutes} Min.",
+        "{hours} h {minutes} min",
+    ),
+    ("portal.offer.bookings", "Buchungen", "Bookings"),
+    (
+        "portal.offer.no_bookings",
+        "Noch keine Buchungen.",
+        "No bookings yet.",
+    ),
+    ("portal.offer.actions", "Aktionen", "Actions"),
+    ("portal.offer.add_doses", "Dosen hinzufügen", "Add doses"),
+    (
+        "portal.offer.more_doses",
+        "Weitere Dosen (1–200)",
+        "More doses (1–200)",
+    ),
+    ("portal.offer.close", "Vorzeitig schließen", "Close early"),
+    (
+        "portal.offer.close_help",
+        "Es werden keine weiteren Menschen eingeladen. Wer schon gebucht hat, behält den Termin.",
+        "Nobody else is invited. Everyone who has booked keeps the appointment.",
+    ),
+    ("portal.offer.cancel", "Angebot absagen", "Cancel the offer"),
+    (
+        "portal.offer.cancel_warning",
+        "Achtung: Alle Buchungen verfallen, und jede Person, die gebucht hat, bekommt eine Absage per E-Mail. Das lässt sich nicht rückgängig machen.",
+        "Warning: every booking is cancelled, and everyone who booked gets a cancellation e-mail. This cannot be undone.",
+    ),
+    (
+        "portal.offer.no_show_done",
+        "Als nicht erschienen markiert.",
+        "Marked as no-show.",
+    ),
+    (
+        "portal.offer.no_show_refused",
+        "Diese Buchung ist nicht mehr offen; sie wurde nicht geändert.",
+        "This booking is no longer open; it was not changed.",
+    ),
+    (
+        "portal.offer.doses_added",
+        "Dosen hinzugefügt.",
+        "Doses added.",
+    ),
+    (
+        "portal.offer.doses_refused",
+        "Keine Dosen hinzugefügt: Das Angebot ist nicht mehr offen, oder es wären mehr als 1000 Dosen.",
+        "No doses added: the offer is no longer open, or it would exceed 1000 doses.",
+    ),
+    (
+        "portal.offer.closed",
+        "Das Angebot ist geschlossen. Bestehende Buchungen gelten weiter.",
+        "The offer is closed. Existing bookings stay valid.",
+    ),
+    (
+        "portal.offer.cancelled",
+        "Das Angebot ist abgesagt; alle, die gebucht hatten, bekommen eine E-Mail.",
+        "The offer is cancelled; everyone who had booked gets an e-mail.",
+    ),
+    (
+        "portal.offer.not_open",
+        "Das Angebot ist nicht mehr offen.",
+        "The offer is no longer open.",
+    ),
+    ("portal.offer_status.open", "Offen", "Open"),
+    ("portal.offer_status.closed", "Geschlossen", "Closed"),
+    ("portal.offer_status.cancelled", "Abgesagt", "Cancelled"),
+    ("portal.booking_status.booked", "Gebucht", "Booked"),
+    (
+        "portal.booking_status.checked_in",
+        "Erschienen",
+        "Checked in",
+    ),
+    (
+        "portal.booking_status.no_show",
+        "Nicht erschienen",
+        "No-show",
+    ),
+    ("portal.booking_status.cancelled", "Abgesagt", "Cancelled"),
+    ("portal.booking.no_show", "Nicht erschienen", "No-show"),
+    ("portal.checkin.title", "Einchecken", "Check in"),
+    ("portal.checkin.code", "Buchungscode", "Booking code"),
+    (
+        "portal.checkin.code_help",
+        "12 Zeichen, zum Beispiel 7K3M-Q9ZT-2W4H; Groß- und Kleinschreibung und Bindestriche sind egal.",
+        "12 characters, for example 7K3M-Q9ZT-2W4H; case and hyphens do not matter.",
+    ),
+    ("portal.checkin.submit", "Einchecken", "Check in"),
+    (
+        "portal.checkin.done",
+        "Eingecheckt: Der Code ist gültig.",
+        "Checked in: the code is valid.",
+    ),
+    (
+        "portal.checkin.used",
+        "Dieser Code wurde schon benutzt (eingecheckt, nicht erschienen oder abgesagt).",
+        "This code has already been used (checked in, no-show or cancelled).",
+    ),
+    (
+        "portal.checkin.unknown",
+        "Diesen Code gibt es für dieses Angebot nicht. Bitte prüfen Sie die Eingabe.",
+        "There is no such code for this offer. Please check what you typed.",
+    ),
+    // --- API tokens ------------------------------------------------------------------------
+    ("portal.tokens.title", "API-Schlüssel", "API tokens"),
+    (
+        "portal.tokens.intro",
+        "Mit einem API-Schlüssel kann Ihre Praxissoftware Angebote einstellen. Behandeln Sie ihn wie ein Passwort.",
+        "With an API token your practice software can post offers. Treat it like a password.",
+    ),
+    ("portal.tokens.new", "Neuer Schlüssel", "New token"),
+    ("portal.tokens.name", "Bezeichnung", "Name"),
+    ("portal.tokens.create", "Schlüssel erzeugen", "Create token"),
+    (
+        "portal.tokens.created",
+        "Der Schlüssel wurde erzeugt.",
+        "The token has been created.",
+    ),
+    ("portal.tokens.secret", "Ihr Schlüssel", "Your token"),
+    (
+        "portal.tokens.once",
+        "Kopieren Sie ihn jetzt: Er wird nur dieses eine Mal angezeigt. Wir speichern ihn nicht im Klartext.",
+        "Copy it now: it is shown only this once. We do not store it in plain text.",
+    ),
+    ("portal.tokens.list", "Ihre Schlüssel", "Your tokens"),
+    (
+        "portal.tokens.none",
+        "Noch keine Schlüssel.",
+        "No tokens yet.",
+    ),
+    ("portal.tokens.created_at", "Erzeugt", "Created"),
+    ("portal.tokens.last_used", "Zuletzt benutzt", "Last used"),
+    ("portal.tokens.never", "nie", "never"),
+    ("portal.tokens.revoke", "Widerrufen", "Revoke"),
+    ("portal.tokens.revoked_at", "Widerrufen am", "Revoked on"),
+    (
+        "portal.tokens.revoked",
+        "Der Schlüssel ist widerrufen und funktioniert nicht mehr.",
+        "The token is revoked and no longer works.",
+    ),
+    // --- passwords -------------------------------------------------------------------------
+    (
+        "portal.password.title",
+        "Passwort ändern",
+        "Change password",
+    ),
+    (
+        "portal.password.intro",
+        "Nach der Änderung werden alle anderen Anmeldungen beendet.",
+        "After the change every other login session ends.",
+    ),
+    (
+        "portal.password.submit",
+        "Passwort ändern",
+        "Change password",
+    ),
+    (
+        "portal.password.changed",
+        "Ihr Passwort ist geändert. Alle anderen Anmeldungen sind beendet.",
+        "Your password has been changed. All other sessions have ended.",
+    ),
+    (
+        "portal.forgot.title",
+        "Passwort vergessen",
+        "Forgot password",
+    ),
+    (
+        "portal.forgot.intro",
+        "Geben Sie die Anmelde-Adresse Ihrer Praxis ein. Wir schicken Ihnen einen Link, mit dem Sie ein neues Passwort setzen.",
+        "Enter your practice's login address. We send you a link to set a new password.",
+    ),
+    ("portal.forgot.submit", "Link schicken", "Send link"),
+    (
+        "portal.forgot.sent_title",
+        "Bitte schauen Sie in Ihr Postfach",
+        "Please check your mail",
+    ),
+    (
+        "portal.forgot.sent_body",
+        "Wenn es zu dieser Adresse ein Konto gibt, haben wir einen Link zum Zurücksetzen geschickt. Er gilt {minutes} Minuten und nur einmal.",
+        "If an account exists for this address, we have sent a link to reset the password. It works for {minutes} minutes and only once.",
+    ),
+    (
+        "portal.reset.title",
+        "Neues Passwort setzen",
+        "Set a new password",
+    ),
+    ("portal.reset.submit", "Passwort speichern", "Save password"),
+    (
+        "portal.reset.done_title",
+        "Neues Passwort gespeichert",
+        "New password saved",
+    ),
+    (
+        "portal.reset.done_body",
+        "Ihr Passwort ist geändert; alle bisherigen Anmeldungen sind beendet. Melden Sie sich mit dem neuen Passwort an.",
+        "Your password has been changed; every earlier session has ended. Log in with the new password.",
+    ),
+    // --- field errors used by the portal's use cases ---------------------------------------
+    (
+        "field.invalid",
+        "Diese Eingabe ist ungültig.",
+        "This input is not valid.",
+    ),
+    (
+        "field.too_long",
+        "Die Eingabe ist zu lang oder enthält Steuerzeichen.",
+        "This is too long or contains control characters.",
+    ),
+    (
+        "field.invalid_phone",
+        "Bitte eine Telefonnummer mit 5 bis 20 Ziffern eingeben (erlaubt sind auch + - / ( ) und Leerzeichen).",
+        "Please enter a phone number with 5 to 20 digits (+ - / ( ) and spaces are allowed too).",
+    ),
+    (
+        "field.password_too_short",
+        "Das Passwort ist zu kurz (mindestens 12 Zeichen).",
+        "The password is too short (at least 12 characters).",
+    ),
+    (
+        "field.password_too_long",
+        "Das Passwort ist zu lang (höchstens 128 Zeichen).",
+        "The password is too long (at most 128 characters).",
+    ),
+    (
+        "field.password_is_email",
+        "Das Passwort darf nicht Ihre E-Mail-Adresse sein.",
+        "The password must not be your e-mail address.",
+    ),
+    (
+        "field.wrong_password",
+        "Das jetzige Passwort stimmt nicht.",
+        "The current password is wrong.",
+    ),
+    (
+        "field.invalid_vaccine",
+        "Bitte wählen Sie einen Impfstoff aus der Liste.",
+        "Please choose a vaccine from the list.",
+    ),
+    (
+        "field.invalid_doses",
+        "Bitte eine ganze Zahl von 1 bis 200 eingeben.",
+        "Please enter a whole number from 1 to 200.",
+    ),
+    (
+        "field.invalid_time",
+        "Das ist kein gültiger Zeitpunkt (Beispiel: 2026-05-04T16:00).",
+        "This is not a valid time (example: 2026-05-04T16:00).",
+    ),
+    (
+        "field.in_past",
+        "Dieser Zeitpunkt liegt in der Vergangenheit.",
+        "This time is in the past.",
+    ),
+    (
+        "field.end_before_start",
+        "Das Ende muss nach dem Beginn liegen.",
+        "The end must be after the start.",
+    ),
+    (
+        "field.too_far_ahead",
+        "Höchstens 7 Tage im Voraus.",
+        "At most 7 days ahead.",
+    ),
+    (
+        "field.invalid_claim_minutes",
+        "Bitte eine ganze Zahl von 5 bis 120 eingeben.",
+        "Please enter a whole number from 5 to 120.",
+    ),
+    (
+        "field.note_too_long",
+        "Der Hinweis ist zu lang (höchstens 500 Zeichen).",
+        "The note is too long (at most 500 characters).",
+    ),
+    (
+        "field.invalid_note",
+        "Der Hinweis enthält unerlaubte Steuerzeichen.",
+        "The note contains control characters that are not allowed.",
+    ),
+];
