@@ -7,10 +7,12 @@
 
 pub mod conformance;
 mod error;
+mod matcher;
 mod model;
 mod portal;
 
 pub use error::{StoreError, StoreResult};
+pub use matcher::*;
 pub use model::*;
 pub use portal::*;
 

@@ -1,0 +1,293 @@
+//! Storage for the matcher and the mail outbox: waves of invitations, atomic claims, booking
+//! links, expiry of unanswered invitations, and mails waiting to be sent. Part of `Store`.
+//!
+//! Concurrency contract (several matcher processes on one PostgreSQL; one process on SQLite):
+//! - `lease_due_offer` hands an offer to one worker at a time (PostgreSQL: `FOR UPDATE SKIP
+//!   LOCKED`); the lease ends when `record_wave`/`reschedule_offer` set the next time, or by
+//!   itself at `lease_until` if the worker died.
+//! - `record_wave` never gives a person a second open invitation (unique partial index; such
+//!   rows are skipped together with their mail) and never invites anyone twice to one offer.
+//! - `claim` never books more than `doses` (a conditional `UPDATE offers SET claimed = claimed
+//!   + 1 WHERE claimed < doses`), and a person never holds two live bookings.
+//! - `lease_outbox` hands each due mail to one worker until `lease_until`.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::fmt;
+use uuid::Uuid;
+
+use crate::{Offer, StoreResult, StoredEmail};
+
+/// A mail as stored in the outbox: AES-256-GCM ciphertext of the serialised mail (recipient,
+/// texts, links) under `key_id`, with the row id as associated data.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub id: Uuid,
+    pub key_id: i32,
+    pub payload: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for OutboxRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OutboxRow")
+            .field("id", &self.id)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The matcher's running totals of an offer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferProgress {
+    /// Bookings holding a dose (not cancelled).
+    pub claimed: i32,
+    pub invited: i32,
+    pub waves: i32,
+    pub next_wave_at: Option<DateTime<Utc>>,
+    pub last_call_sent: bool,
+}
+
+/// Who may be invited to an offer. `postcodes` are those within the offer's radius, each with
+/// its distance; a person qualifies when their own radius reaches that distance, they are
+/// active, hold no open invitation and no live (booked or checked-in) booking, were not
+/// invited to this offer before, and were last invited at or before `invited_before` (or never).
+#[derive(Debug, Clone)]
+pub struct CandidateQuery {
+    pub offer_id: Uuid,
+    pub postcodes: Vec<(String, f32)>,
+    pub invited_before: DateTime<Utc>,
+    pub limit: u32,
+}
+
+/// A person to invite, longest waiting first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub registrant_id: Uuid,
+    pub postcode: String,
+    pub distance_km: f32,
+    pub created_at: DateTime<Utc>,
+    pub language: String,
+    pub email: StoredEmail,
+}
+
+#[derive(Clone, PartialEq)]
+pub struct NewInvitation {
+    pub id: Uuid,
+    pub registrant_id: Uuid,
+    pub token_hash: Vec<u8>,
+    pub distance_km: f32,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for NewInvitation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewInvitation").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// One wave: invitations each with its mail, written atomically with the offer's totals.
+#[derive(Debug, Clone)]
+pub struct NewWave {
+    pub offer_id: Uuid,
+    /// The wave number this is (1-based); recorded only if the offer has `wave - 1` waves.
+    pub wave: i32,
+    pub last_call: bool,
+    pub created_at: DateTime<Utc>,
+    /// When the matcher should look at the offer again.
+    pub next_wave_at: DateTime<Utc>,
+    pub invitations: Vec<(NewInvitation, OutboxRow)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvitationStatus {
+    Open,
+    Claimed,
+    Declined,
+    Expired,
+    /// Clicked "claim" after every dose was taken.
+    Missed,
+}
+
+impl InvitationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvitationStatus::Open => "open",
+            InvitationStatus::Claimed => "claimed",
+            InvitationStatus::Declined => "declined",
+            InvitationStatus::Expired => "expired",
+            InvitationStatus::Missed => "missed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(InvitationStatus::Open),
+            "claimed" => Some(InvitationStatus::Claimed),
+            "declined" => Some(InvitationStatus::Declined),
+            "expired" => Some(InvitationStatus::Expired),
+            "missed" => Some(InvitationStatus::Missed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invitation {
+    pub id: Uuid,
+    pub offer_id: Uuid,
+    pub registrant_id: Uuid,
+    pub wave: i32,
+    pub last_call: bool,
+    pub distance_km: f32,
+    pub status: InvitationStatus,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
+}
+
+/// A claim as the core prepares it: the booking to create and its confirmation mail.
+#[derive(Clone)]
+pub struct NewClaim {
+    pub invitation_token_hash: Vec<u8>,
+    pub now: DateTime<Utc>,
+    pub booking_id: Uuid,
+    /// Crockford base32, 12 characters, no separators.
+    pub code: String,
+    pub booking_token_hash: Vec<u8>,
+    pub confirmation: OutboxRow,
+}
+
+impl fmt::Debug for NewClaim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewClaim").field("booking_id", &self.booking_id).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The dose is the person's; the booking and its mail are stored.
+    Booked,
+    /// Every dose was taken first; the invitation is now `Missed`.
+    AllTaken,
+    /// The invitation's time ran out (or the offer was closed, cancelled or is over).
+    Expired,
+    /// This invitation was answered before (claimed, declined or missed).
+    AlreadyAnswered(InvitationStatus),
+    /// The person holds another live booking.
+    AlreadyBooked,
+    Unknown,
+}
+
+/// An invitation that ran out, with the person's count of unanswered ones in a row after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiredInvitation {
+    pub invitation_id: Uuid,
+    pub registrant_id: Uuid,
+    pub offer_id: Uuid,
+    pub unanswered_in_a_row: i32,
+}
+
+/// A booking seen through its link (the person's view).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookingRecord {
+    pub id: Uuid,
+    pub offer_id: Uuid,
+    pub registrant_id: Option<Uuid>,
+    pub code: String,
+    pub status: crate::BookingStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait MatcherStore: Send + Sync {
+    // --- waves -------------------------------------------------------------------------------
+
+    /// Takes one open offer whose next wave is due (`next_wave_at` NULL or ≤ now) and whose
+    /// window has not ended (`ends_at > now`), oldest due first, and sets its `next_wave_at`
+    /// to `lease_until` so no other worker takes it meanwhile.
+    async fn lease_due_offer(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> StoreResult<Option<Offer>>;
+
+    async fn offer_progress(&self, offer_id: Uuid) -> StoreResult<Option<OfferProgress>>;
+
+    /// Candidates per the query's rules, ordered by `created_at` (place in line), at most
+    /// `limit`.
+    async fn candidates(&self, query: &CandidateQuery) -> StoreResult<Vec<Candidate>>;
+
+    /// Writes a wave atomically: each invitation with its outbox mail (skipping, with its
+    /// mail, any whose person meanwhile got another open invitation or was invited to this
+    /// offer before), the invited people's `last_invited_at = created_at`, and the offer's
+    /// `waves = wave`, `invited += inserted`, `next_wave_at`, `last_call_sent |= last_call`.
+    /// Returns how many invitations were written; 0 and nothing written when the offer is no
+    /// longer open or already has `wave` waves.
+    async fn record_wave(&self, wave: &NewWave) -> StoreResult<u32>;
+
+    /// Sets when the matcher looks at the offer next (None: never again, e.g. it is over).
+    async fn reschedule_offer(&self, offer_id: Uuid, next_wave_at: Option<DateTime<Utc>>) -> StoreResult<()>;
+
+    /// Invitations and claims in offers at postcodes starting with `area` created since
+    /// `since`: (invited, claimed). The area's recent history for overbooking.
+    async fn area_acceptance(&self, area: &str, since: DateTime<Utc>) -> StoreResult<(u64, u64)>;
+
+    // --- answers -----------------------------------------------------------------------------
+
+    async fn invitation_by_token(&self, hash: &[u8]) -> StoreResult<Option<Invitation>>;
+
+    /// Claims a dose, atomically (see the module contract). On `Booked` also: the invitation
+    /// becomes `Claimed` (answered_at = now), the person's `unanswered_in_a_row` resets to 0,
+    /// and the confirmation mail is in the outbox.
+    async fn claim(&self, claim: &NewClaim) -> StoreResult<ClaimOutcome>;
+
+    /// Declines an open, unexpired invitation (resets the person's unanswered count); false
+    /// otherwise.
+    async fn decline(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<bool>;
+
+    /// Marks open invitations with `expires_at ≤ now` as expired (at most `limit`), adds one to
+    /// each person's `unanswered_in_a_row`, and returns them.
+    async fn expire_invitations(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<ExpiredInvitation>>;
+
+    /// Pauses an active person after unanswered invitations and stores the mail telling them,
+    /// atomically; false (and no mail) when they are not active any more.
+    async fn pause_for_silence(&self, registrant_id: Uuid, now: DateTime<Utc>, mail: &OutboxRow) -> StoreResult<bool>;
+
+    // --- bookings through their link ---------------------------------------------------------
+
+    async fn booking_by_token(&self, hash: &[u8]) -> StoreResult<Option<BookingRecord>>;
+
+    /// The person cancels: a `Booked` booking becomes `Cancelled`, the offer's `claimed` drops
+    /// by one and its `next_wave_at` becomes `now` (the dose goes straight back to the
+    /// matcher), atomically. Returns the offer id, or None when there was nothing to cancel.
+    async fn cancel_booking(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<Option<Uuid>>;
+
+    // --- outbox ------------------------------------------------------------------------------
+
+    /// `Store::insert_registrant` plus mails, in the same transaction (the sign-up and its
+    /// confirmation mail are stored together or not at all).
+    async fn insert_registrant_with_mails(
+        &self,
+        new: &crate::NewRegistrant,
+        tokens: &[crate::NewToken],
+        mails: &[OutboxRow],
+    ) -> StoreResult<()>;
+
+    /// `Store::insert_tokens` plus mails, in the same transaction.
+    async fn insert_tokens_with_mails(&self, tokens: &[crate::NewToken], mails: &[OutboxRow]) -> StoreResult<()>;
+
+    /// Stores mails that are not tied to another write.
+    async fn enqueue_mails(&self, rows: &[OutboxRow]) -> StoreResult<()>;
+
+    /// Due mails (`next_attempt_at ≤ now`, not leased or lease expired), oldest first, at most
+    /// `limit`, leased to the caller until `lease_until`.
+    async fn lease_outbox(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<OutboxRow>>;
+
+    /// Sent: the row is deleted.
+    async fn outbox_delivered(&self, id: Uuid) -> StoreResult<()>;
+
+    /// Not sent: `attempts += 1`, next try at `next_attempt_at`, lease released, error kept
+    /// (a short description without personal data).
+    async fn outbox_failed(&self, id: Uuid, next_attempt_at: DateTime<Utc>, error: &str) -> StoreResult<()>;
+
+    /// Mails waiting, and the creation time of the oldest.
+    async fn outbox_depth(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)>;
+}
