@@ -4,7 +4,7 @@
 use crate::TestApp;
 use restdose_core::Decision;
 use restdose_domain::{BookingCode, Clock};
-use restdose_store::{NewBooking, PortalStore, Store, TokenPurpose};
+use restdose_store::{NewBooking, Store, TokenPurpose};
 use uuid::Uuid;
 
 /// Every test practice uses this password (long enough for the rules).

@@ -331,7 +331,7 @@ async fn the_list_shows_every_detail_and_filters_by_status(backend: Backend) {
         "a table with column headers"
     );
     assert!(
-        page.contains(&"aria-label=\"Approve: Praxis Wartend\""),
+        page.contains("aria-label=\"Approve: Praxis Wartend\""),
         "buttons name the practice"
     );
     assert!(page.contains(&format!(

@@ -413,11 +413,10 @@ impl Services {
 
     async fn count_failure(&self, key: &str, now: DateTime<Utc>) -> Result<(), ServiceError> {
         // Failures long ago do not count against today.
-        let stale = self
-            .store
-            .throttle_state(key)
-            .await?
-            .is_some_and(|state| state.last_failure_at < now - self.policy.login_failure_memory);
+        let stale =
+            self.store.throttle_state(key).await?.is_some_and(|state| {
+                state.last_failure_at < now - self.policy.login_failure_memory
+            });
         if stale {
             self.store.clear_login_failures(key).await?;
         }

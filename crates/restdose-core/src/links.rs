@@ -33,6 +33,11 @@ impl Links {
         format!("{}{path}", self.base)
     }
 
+    /// The public host name (for Message-IDs and calendar UIDs).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// A globally unique Message-ID under our own host name.
     pub fn message_id(&self, id: uuid::Uuid) -> String {
         format!("<{}@{}>", id.simple(), self.host)

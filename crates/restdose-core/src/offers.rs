@@ -19,6 +19,8 @@ pub const MAX_CLAIM_MINUTES: i64 = 120;
 pub const DEFAULT_CLAIM_MINUTES: i64 = 15;
 pub const MAX_NOTE_CHARS: usize = 500;
 pub const MAX_DAYS_AHEAD: i64 = 7;
+/// How far in the past a start may lie and still mean "now".
+pub const START_GRACE: Duration = Duration::minutes(5);
 
 /// A whole number as it arrived (form text or JSON number).
 #[derive(Debug, Clone, PartialEq)]
@@ -143,7 +145,9 @@ impl Services {
             .map_err(|e| errors.push(e))
             .ok();
         if let Some(start) = starts_at {
-            if start <= now {
+            // "Today from now until 18:00" must work: the form has minute precision and
+            // typing takes a moment, so a start up to `START_GRACE` ago still counts as now.
+            if start < now - START_GRACE {
                 errors.push(err("starts_at", "in_past"));
             } else if start > now + Duration::days(MAX_DAYS_AHEAD) {
                 errors.push(err("starts_at", "too_far_ahead"));
@@ -152,6 +156,8 @@ impl Services {
         if let (Some(start), Some(end)) = (starts_at, ends_at) {
             if end <= start {
                 errors.push(err("ends_at", "end_before_start"));
+            } else if end <= now {
+                errors.push(err("ends_at", "in_past"));
             } else if end > now + Duration::days(MAX_DAYS_AHEAD) {
                 errors.push(err("ends_at", "too_far_ahead"));
             }

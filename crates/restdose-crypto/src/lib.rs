@@ -18,6 +18,13 @@ pub enum CryptoError {
     Decrypt,
 }
 
+/// 64 random bits from the OS CSPRNG (booking codes take 60 of them).
+pub fn random_u64() -> Result<u64, CryptoError> {
+    let mut buf = [0u8; 8];
+    random_bytes(&mut buf)?;
+    Ok(u64::from_le_bytes(buf))
+}
+
 /// Fills `buf` from the OS CSPRNG.
 pub(crate) fn random_bytes(buf: &mut [u8]) -> Result<(), CryptoError> {
     getrandom::fill(buf).map_err(|_| CryptoError::Random)

@@ -116,7 +116,29 @@ impl Mailer for SmtpMailer {
             .send(message)
             .await
             .map(|_| ())
-            .map_err(|e| MailError::Delivery(e.to_string()))
+            .map_err(|e| MailError::Delivery(describe_smtp_error(&e)))
+    }
+}
+
+/// What went wrong, without the server's text: SMTP replies often quote the recipient's
+/// address, and these descriptions end up in logs and the outbox.
+fn describe_smtp_error(e: &lettre::transport::smtp::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_tls() {
+        "TLS failure"
+    } else if e.is_permanent() {
+        "permanent rejection"
+    } else if e.is_transient() {
+        "temporary rejection"
+    } else if e.is_client() {
+        "client error"
+    } else {
+        "connection failure"
+    };
+    match e.status() {
+        Some(code) => format!("SMTP {kind} ({code})"),
+        None => format!("SMTP {kind}"),
     }
 }
 
@@ -154,7 +176,7 @@ impl Mailer for FileMailer {
             .send(message)
             .await
             .map(|_| ())
-            .map_err(|e| MailError::Delivery(e.to_string()))
+            .map_err(|e| MailError::Delivery(format!("cannot write the mail file: {e}")))
     }
 }
 

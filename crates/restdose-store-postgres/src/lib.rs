@@ -9,14 +9,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use restdose_store::{
-    NewRegistrant, NewToken, PostcodeRow, Registrant, RegistrantStatus, Store, StoreError,
-    StoreResult, StoredEmail, TokenPurpose, TokenRecord,
+    NewRegistrant, NewToken, OutboxRow, PostcodeRow, Registrant, RegistrantStatus, Store,
+    StoreError, StoreResult, StoredEmail, TokenPurpose, TokenRecord,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
+mod matcher;
 mod portal;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
@@ -51,6 +52,59 @@ impl PgStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// `Store::insert_registrant` and `MatcherStore::insert_registrant_with_mails`.
+    async fn insert_registrant_and_mails(
+        &self,
+        new: &NewRegistrant,
+        tokens: &[NewToken],
+        mails: &[OutboxRow],
+    ) -> StoreResult<()> {
+        let radius = radius_to_db(new.radius_km)?;
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query(
+            "INSERT INTO registrants (id, email_key_id, email_ciphertext, email_index, postcode, \
+             radius_km, status, language, created_at, last_mail_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)",
+        )
+        .bind(new.id)
+        .bind(new.email.key_id)
+        .bind(&new.email.ciphertext)
+        .bind(&new.email.index)
+        .bind(&new.postcode)
+        .bind(radius)
+        .bind(&new.language)
+        .bind(new.created_at)
+        .bind(new.last_mail_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        insert_tokens_on(&mut tx, tokens).await?;
+        matcher::insert_outbox_on(&mut tx, mails).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    /// `Store::insert_tokens` and `MatcherStore::insert_tokens_with_mails`.
+    async fn insert_tokens_and_mails(
+        &self,
+        tokens: &[NewToken],
+        mails: &[OutboxRow],
+    ) -> StoreResult<()> {
+        match (tokens, mails) {
+            ([], []) => Ok(()),
+            // A single row needs no transaction.
+            ([one], []) => {
+                let mut conn = self.pool.acquire().await.map_err(db_error)?;
+                insert_tokens_on(&mut conn, std::slice::from_ref(one)).await
+            }
+            _ => {
+                let mut tx = self.pool.begin().await.map_err(db_error)?;
+                insert_tokens_on(&mut tx, tokens).await?;
+                matcher::insert_outbox_on(&mut tx, mails).await?;
+                tx.commit().await.map_err(db_error)
+            }
+        }
     }
 }
 
@@ -214,27 +268,7 @@ impl Store for PgStore {
 
     #[tracing::instrument(skip_all, fields(id = %new.id, postcode = %new.postcode, tokens = tokens.len()))]
     async fn insert_registrant(&self, new: &NewRegistrant, tokens: &[NewToken]) -> StoreResult<()> {
-        let radius = radius_to_db(new.radius_km)?;
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        sqlx::query(
-            "INSERT INTO registrants (id, email_key_id, email_ciphertext, email_index, postcode, \
-             radius_km, status, language, created_at, last_mail_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)",
-        )
-        .bind(new.id)
-        .bind(new.email.key_id)
-        .bind(&new.email.ciphertext)
-        .bind(&new.email.index)
-        .bind(&new.postcode)
-        .bind(radius)
-        .bind(&new.language)
-        .bind(new.created_at)
-        .bind(new.last_mail_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        insert_tokens_on(&mut tx, tokens).await?;
-        tx.commit().await.map_err(db_error)
+        self.insert_registrant_and_mails(new, tokens, &[]).await
     }
 
     #[tracing::instrument(skip_all, fields(id = %id))]
@@ -323,18 +357,7 @@ impl Store for PgStore {
 
     #[tracing::instrument(skip_all, fields(tokens = tokens.len()))]
     async fn insert_tokens(&self, tokens: &[NewToken]) -> StoreResult<()> {
-        match tokens {
-            [] => Ok(()),
-            [one] => {
-                let mut conn = self.pool.acquire().await.map_err(db_error)?;
-                insert_tokens_on(&mut conn, std::slice::from_ref(one)).await
-            }
-            _ => {
-                let mut tx = self.pool.begin().await.map_err(db_error)?;
-                insert_tokens_on(&mut tx, tokens).await?;
-                tx.commit().await.map_err(db_error)
-            }
-        }
+        self.insert_tokens_and_mails(tokens, &[]).await
     }
 
     #[tracing::instrument(skip_all, fields(id = %id, postcode = %postcode, radius_km = radius_km))]

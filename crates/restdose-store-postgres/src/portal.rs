@@ -153,7 +153,7 @@ impl From<ApiTokenRow> for ApiTokenInfo {
 }
 
 #[derive(FromRow)]
-struct OfferRow {
+pub(crate) struct OfferRow {
     id: Uuid,
     practice_id: Uuid,
     vaccine: String,
@@ -169,7 +169,7 @@ struct OfferRow {
     closed_at: Option<DateTime<Utc>>,
 }
 
-const OFFER_COLUMNS: &str = "id, practice_id, vaccine, doses, starts_at, ends_at, \
+pub(crate) const OFFER_COLUMNS: &str = "id, practice_id, vaccine, doses, starts_at, ends_at, \
      claim_minutes, radius_km, note, postcode, status, created_at, closed_at";
 
 impl TryFrom<OfferRow> for Offer {

@@ -9,7 +9,9 @@
 //! postcode countries), so they may also share one database and run concurrently.
 //!
 //! The registrant cases live here; the practice portal's (`PortalStore`) in `accounts.rs`
-//! (accounts, links, sessions, throttling, API tokens) and `offers.rs` (offers, bookings).
+//! (accounts, links, sessions, throttling, API tokens) and `offers.rs` (offers, bookings); the
+//! matcher's and the outbox's (`MatcherStore`) in `matcher.rs`, which take a
+//! [`MatcherCaseStore`] (see there for the few cases that need a database of their own).
 //!
 //! To add a case: write the `pub async fn`, then add its name to [`CASES`] and to
 //! [`conformance_cases!`](crate::conformance_cases) (the harness checks that both agree).
@@ -17,9 +19,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod matcher;
 mod offers;
 
 pub use accounts::*;
+pub use matcher::*;
 pub use offers::*;
 
 use crate::{
@@ -93,6 +97,27 @@ pub const CASES: &[&str] = &[
     "booked_registrants_are_listed_by_status",
     "deleting_a_registrant_keeps_the_booking",
     "deleting_a_practice_account_cascades",
+    // matcher and outbox: matcher.rs
+    "wave_is_recorded_with_its_mails_and_totals",
+    "wave_skips_people_already_invited_and_their_mails",
+    "candidates_come_in_line_order_within_reach_up_to_the_limit",
+    "candidates_skip_the_recently_invited_the_busy_and_those_not_waiting",
+    "due_offer_is_leased_to_one_worker_until_the_lease_ends",
+    "claim_books_a_dose_once",
+    "claims_beyond_the_doses_find_them_all_taken",
+    "late_claims_are_expired",
+    "person_with_a_live_booking_cannot_claim",
+    "racing_claims_never_book_more_than_the_doses",
+    "racing_clicks_on_one_link_book_once",
+    "decline_answers_an_open_invitation_once",
+    "expired_invitations_are_counted_once_per_person",
+    "pause_for_silence_pauses_only_active_people",
+    "cancelled_booking_frees_its_dose_once",
+    "racing_cancellations_free_the_dose_once",
+    "area_acceptance_counts_recent_invitations_and_claims",
+    "outbox_hands_out_due_mails_oldest_first_with_leases_and_backoff",
+    "sign_up_and_links_are_stored_with_their_mails",
+    "deleting_a_registrant_removes_their_invitations",
 ];
 
 /// Calls `$callback! { case_a, case_b, ... }` with the name of every case in this module, so a
@@ -165,6 +190,26 @@ macro_rules! conformance_cases {
             booked_registrants_are_listed_by_status,
             deleting_a_registrant_keeps_the_booking,
             deleting_a_practice_account_cascades,
+            wave_is_recorded_with_its_mails_and_totals,
+            wave_skips_people_already_invited_and_their_mails,
+            candidates_come_in_line_order_within_reach_up_to_the_limit,
+            candidates_skip_the_recently_invited_the_busy_and_those_not_waiting,
+            due_offer_is_leased_to_one_worker_until_the_lease_ends,
+            claim_books_a_dose_once,
+            claims_beyond_the_doses_find_them_all_taken,
+            late_claims_are_expired,
+            person_with_a_live_booking_cannot_claim,
+            racing_claims_never_book_more_than_the_doses,
+            racing_clicks_on_one_link_book_once,
+            decline_answers_an_open_invitation_once,
+            expired_invitations_are_counted_once_per_person,
+            pause_for_silence_pauses_only_active_people,
+            cancelled_booking_frees_its_dose_once,
+            racing_cancellations_free_the_dose_once,
+            area_acceptance_counts_recent_invitations_and_claims,
+            outbox_hands_out_due_mails_oldest_first_with_leases_and_backoff,
+            sign_up_and_links_are_stored_with_their_mails,
+            deleting_a_registrant_removes_their_invitations,
         }
     };
 }

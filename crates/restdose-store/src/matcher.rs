@@ -84,7 +84,9 @@ pub struct NewInvitation {
 
 impl fmt::Debug for NewInvitation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewInvitation").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("NewInvitation")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -161,7 +163,9 @@ pub struct NewClaim {
 
 impl fmt::Debug for NewClaim {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewClaim").field("booking_id", &self.booking_id).finish_non_exhaustive()
+        f.debug_struct("NewClaim")
+            .field("booking_id", &self.booking_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -207,7 +211,11 @@ pub trait MatcherStore: Send + Sync {
     /// Takes one open offer whose next wave is due (`next_wave_at` NULL or ≤ now) and whose
     /// window has not ended (`ends_at > now`), oldest due first, and sets its `next_wave_at`
     /// to `lease_until` so no other worker takes it meanwhile.
-    async fn lease_due_offer(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> StoreResult<Option<Offer>>;
+    async fn lease_due_offer(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<Option<Offer>>;
 
     async fn offer_progress(&self, offer_id: Uuid) -> StoreResult<Option<OfferProgress>>;
 
@@ -224,7 +232,11 @@ pub trait MatcherStore: Send + Sync {
     async fn record_wave(&self, wave: &NewWave) -> StoreResult<u32>;
 
     /// Sets when the matcher looks at the offer next (None: never again, e.g. it is over).
-    async fn reschedule_offer(&self, offer_id: Uuid, next_wave_at: Option<DateTime<Utc>>) -> StoreResult<()>;
+    async fn reschedule_offer(
+        &self,
+        offer_id: Uuid,
+        next_wave_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()>;
 
     /// Invitations and claims in offers at postcodes starting with `area` created since
     /// `since`: (invited, claimed). The area's recent history for overbooking.
@@ -245,11 +257,20 @@ pub trait MatcherStore: Send + Sync {
 
     /// Marks open invitations with `expires_at ≤ now` as expired (at most `limit`), adds one to
     /// each person's `unanswered_in_a_row`, and returns them.
-    async fn expire_invitations(&self, now: DateTime<Utc>, limit: u32) -> StoreResult<Vec<ExpiredInvitation>>;
+    async fn expire_invitations(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<ExpiredInvitation>>;
 
     /// Pauses an active person after unanswered invitations and stores the mail telling them,
     /// atomically; false (and no mail) when they are not active any more.
-    async fn pause_for_silence(&self, registrant_id: Uuid, now: DateTime<Utc>, mail: &OutboxRow) -> StoreResult<bool>;
+    async fn pause_for_silence(
+        &self,
+        registrant_id: Uuid,
+        now: DateTime<Utc>,
+        mail: &OutboxRow,
+    ) -> StoreResult<bool>;
 
     // --- bookings through their link ---------------------------------------------------------
 
@@ -272,21 +293,35 @@ pub trait MatcherStore: Send + Sync {
     ) -> StoreResult<()>;
 
     /// `Store::insert_tokens` plus mails, in the same transaction.
-    async fn insert_tokens_with_mails(&self, tokens: &[crate::NewToken], mails: &[OutboxRow]) -> StoreResult<()>;
+    async fn insert_tokens_with_mails(
+        &self,
+        tokens: &[crate::NewToken],
+        mails: &[OutboxRow],
+    ) -> StoreResult<()>;
 
     /// Stores mails that are not tied to another write.
     async fn enqueue_mails(&self, rows: &[OutboxRow]) -> StoreResult<()>;
 
     /// Due mails (`next_attempt_at ≤ now`, not leased or lease expired), oldest first, at most
     /// `limit`, leased to the caller until `lease_until`.
-    async fn lease_outbox(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<OutboxRow>>;
+    async fn lease_outbox(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxRow>>;
 
     /// Sent: the row is deleted.
     async fn outbox_delivered(&self, id: Uuid) -> StoreResult<()>;
 
     /// Not sent: `attempts += 1`, next try at `next_attempt_at`, lease released, error kept
     /// (a short description without personal data).
-    async fn outbox_failed(&self, id: Uuid, next_attempt_at: DateTime<Utc>, error: &str) -> StoreResult<()>;
+    async fn outbox_failed(
+        &self,
+        id: Uuid,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+    ) -> StoreResult<()>;
 
     /// Mails waiting, and the creation time of the oldest.
     async fn outbox_depth(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)>;

@@ -8,6 +8,7 @@ static TABLES: &[&[(&str, &str, &str)]] = &[
     MESSAGES,
     crate::i18n_portal::MESSAGES,
     crate::i18n_admin::MESSAGES,
+    crate::i18n_matching::MESSAGES,
 ];
 
 /// (key, German, English): the registrant pages.

@@ -525,8 +525,8 @@ pub static MESSAGES: &[(&str, &str, &str)] = &[
     ),
     (
         "field.invalid_time",
-        "Das ist kein gültiger Zeitpunkt (Beispiel: 2026-05-04T16:00).",
-        "This is not a valid time (example: 2026-05-04T16:00).",
+        "Das ist kein gültiger Zeitpunkt (Beispiel: 2026-05-04T16:00; in der API mit Zeitzone: 2026-05-04T16:00:00+02:00).",
+        "This is not a valid time (example: 2026-05-04T16:00; in the API with a zone: 2026-05-04T16:00:00+02:00).",
     ),
     (
         "field.in_past",

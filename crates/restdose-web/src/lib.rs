@@ -7,6 +7,7 @@ mod auth;
 mod error;
 pub mod i18n;
 mod i18n_admin;
+mod i18n_matching;
 mod i18n_portal;
 mod offers_api;
 mod pages;

@@ -38,14 +38,18 @@ async fn principal(state: &AppState, req: &HttpRequest) -> Result<Principal, Api
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(|v| v.trim().split_once(' '))
+        // RFC 9110: the scheme name is case-insensitive.
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .ok_or_else(|| ApiError::from(ServiceError::Unauthenticated))?;
     Ok(state.services.authenticate_api_token(bearer).await?)
 }
 
+/// A malformed id becomes the nil id, which matches no offer: the use case then answers as for
+/// any unknown id (403 for a practice that may not act, 404 otherwise).
 fn offer_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::from(ServiceError::NotFound))
+    Ok(Uuid::parse_str(raw).unwrap_or(Uuid::nil()))
 }
 
 #[derive(Serialize)]

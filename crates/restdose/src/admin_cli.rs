@@ -90,25 +90,6 @@ fn parse_id(s: &str) -> Result<Uuid, String> {
     })
 }
 
-/// The configuration for admin commands: the same layers as `Config::load`, except that
-/// `RESTDOSE_ADMIN_PASSWORD` is not a configuration key (`deny_unknown_fields` would refuse it).
-pub fn load_config(file: &std::path::Path, explicit: bool) -> anyhow::Result<Config> {
-    use figment::Figment;
-    use figment::providers::{Env, Format, Serialized, Toml};
-    if explicit && !file.exists() {
-        bail!("config file: {} does not exist", file.display());
-    }
-    Ok(Config::from_figment(
-        Figment::from(Serialized::defaults(Config::default()))
-            .merge(Toml::file(file))
-            .merge(
-                Env::prefixed("RESTDOSE_")
-                    .ignore(&["CONFIG", "ADMIN_PASSWORD"])
-                    .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_")),
-            ),
-    )?)
-}
-
 /// The password for `create-admin`: the environment variable, else the first line of standard
 /// input. Read before anything else happens, so a missing password fails fast.
 pub fn read_password() -> anyhow::Result<String> {

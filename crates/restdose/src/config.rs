@@ -121,9 +121,10 @@ impl Config {
             Figment::from(Serialized::defaults(Config::default()))
                 .merge(Toml::file(file))
                 .merge(
-                    // RESTDOSE_CONFIG names the file; RESTDOSE_TEST_* belong to the test suite.
+                    // RESTDOSE_CONFIG names the file, RESTDOSE_ADMIN_PASSWORD feeds
+                    // `admin create-admin`, RESTDOSE_TEST_* belong to the test suite.
                     Env::prefixed("RESTDOSE_")
-                        .ignore(&["CONFIG"])
+                        .ignore(&["CONFIG", "ADMIN_PASSWORD"])
                         .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_")),
                 ),
         )

@@ -111,10 +111,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Some(path) => (path.clone(), true),
         None => (PathBuf::from("restdose.toml"), false),
     };
-    let config = match &cli.command {
-        Some(Command::Admin { .. }) => admin_cli::load_config(&file, explicit)?,
-        _ => Config::load(&file, explicit)?,
-    };
+    let config = Config::load(&file, explicit)?;
     init_logging(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -20,14 +20,14 @@ use crate::{
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /// 12 random characters of Crockford base32, as codes are stored.
-fn booking_code() -> String {
+pub(super) fn booking_code() -> String {
     random_bytes(12)
         .into_iter()
         .map(|b| char::from(CROCKFORD[usize::from(b % 32)]))
         .collect()
 }
 
-fn new_offer(practice_id: Uuid, at: DateTime<Utc>) -> NewOffer {
+pub(super) fn new_offer(practice_id: Uuid, at: DateTime<Utc>) -> NewOffer {
     NewOffer {
         id: Uuid::new_v4(),
         practice_id,
@@ -63,7 +63,7 @@ fn offer_as_inserted(new: &NewOffer) -> Offer {
 }
 
 /// An approved practice.
-async fn practice(store: &dyn Store) -> SignUp {
+pub(super) async fn practice(store: &dyn Store) -> SignUp {
     let rows = insert_practice_at(store, t0()).await;
     store
         .set_practice_status(rows.account.id, PracticeStatus::Approved, t0())
@@ -87,7 +87,7 @@ async fn offer(store: &dyn Store) -> NewOffer {
     insert_offer_at(store, rows.account.id, t0()).await
 }
 
-async fn get_offer(store: &dyn Store, id: Uuid) -> Offer {
+pub(super) async fn get_offer(store: &dyn Store, id: Uuid) -> Offer {
     store
         .offer(id)
         .await
@@ -105,7 +105,7 @@ fn new_booking(offer_id: Uuid, registrant_id: Option<Uuid>, at: DateTime<Utc>) -
     }
 }
 
-async fn book(
+pub(super) async fn book(
     store: &dyn Store,
     offer_id: Uuid,
     registrant_id: Option<Uuid>,

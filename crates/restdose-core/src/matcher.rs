@@ -1,0 +1,353 @@
+//! The matcher: offers doses to the longest-waiting people nearby, in waves.
+//!
+//! Each step is a `*_once` function that does one unit of work and returns what it did, so
+//! tests drive it with a controllable clock and the process loop stays a thin wrapper.
+//!
+//! A wave invites ceil(remaining × overbooking) people, each for the offer's claim window.
+//! Overbooking is the inverse of the acceptance rate estimated from this offer's earlier waves
+//! and the area's recent history. When the appointment starts in less than one claim window,
+//! the wave becomes a "last call": a larger group, first come first served. When the wave's
+//! time is up and doses remain, the next wave goes out; the offer stops when it is full,
+//! closed, cancelled or its window has ended. A dose handed back (cancelled booking) makes the
+//! offer due again at once.
+
+use chrono::{DateTime, Duration, Utc};
+use restdose_crypto::{SecretToken, random_u64};
+use restdose_domain::matching::WavePolicy;
+use restdose_domain::{BookingCode, Email, Lang};
+use restdose_mail::calendar::{Appointment, ics_attachment};
+use restdose_mail::{BookingTemplate, OutgoingMail, render_booking};
+use restdose_store::{
+    BookingRecord, CandidateQuery, ClaimOutcome, Invitation, InvitationStatus, NewClaim, NewInvitation, NewToken, NewWave,
+    Offer, Practice, StoredEmail, TokenPurpose,
+};
+use uuid::Uuid;
+
+use crate::{ServiceError, Services};
+
+/// Tunables of the matcher (see docs/configuration.md).
+#[derive(Debug, Clone)]
+pub struct MatcherPolicy {
+    pub wave: WavePolicy,
+    /// Nobody is invited again sooner than this after their last invitation.
+    pub throttle: Duration,
+    /// A worker holds an offer this long while it prepares a wave.
+    pub lease: Duration,
+    /// When no one qualifies, look again after this.
+    pub retry_empty: Duration,
+    /// How far back the area's acceptance history reaches.
+    pub area_history: Duration,
+    /// Unanswered invitations in a row that pause a person.
+    pub pause_after_unanswered: i32,
+}
+
+impl Default for MatcherPolicy {
+    fn default() -> Self {
+        MatcherPolicy {
+            wave: WavePolicy::default(),
+            throttle: Duration::minutes(30),
+            lease: Duration::seconds(60),
+            retry_empty: Duration::minutes(5),
+            area_history: Duration::days(30),
+            pause_after_unanswered: 3,
+        }
+    }
+}
+
+/// What one wave step did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WaveOutcome {
+    /// An offer got a wave of this many invitations.
+    Invited { offer_id: Uuid, wave: i32, invited: u32, last_call: bool, overbooking: f64 },
+    /// An offer is full; it waits until a dose is handed back.
+    Filled { offer_id: Uuid },
+    /// Nobody qualifies right now; looked at again later.
+    NoCandidates { offer_id: Uuid },
+}
+
+/// What the person sees on the invitation page.
+#[derive(Debug, Clone)]
+pub struct InvitationView {
+    pub invitation: Invitation,
+    pub offer: Offer,
+    pub practice: Practice,
+    pub remaining: i32,
+}
+
+/// What the person sees on the booking page.
+#[derive(Debug, Clone)]
+pub struct BookingView {
+    pub booking: BookingRecord,
+    pub code: BookingCode,
+    pub offer: Offer,
+    pub practice: Practice,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InvitationExpiryReport {
+    pub expired: u32,
+    pub paused: u32,
+}
+
+fn address(practice: &Practice) -> String {
+    format!("{}, {} {}", practice.street, practice.postcode, practice.city)
+}
+
+impl Services {
+    fn decrypt_email(&self, id: Uuid, email: &StoredEmail) -> Result<Email, ServiceError> {
+        let plain = self.keys.decrypt(email.key_id, &email.ciphertext, id.as_bytes())?;
+        let text = String::from_utf8(plain.to_vec()).map_err(|_| restdose_crypto::CryptoError::Decrypt)?;
+        Ok(Email::from_trusted(text))
+    }
+
+    fn manage_token(&self, registrant_id: Uuid, now: DateTime<Utc>) -> Result<(SecretToken, NewToken), ServiceError> {
+        let token = SecretToken::generate()?;
+        let row = NewToken {
+            hash: token.hash(),
+            registrant_id,
+            purpose: TokenPurpose::Manage,
+            created_at: now,
+            expires_at: now + self.policy.manage_link_ttl,
+        };
+        Ok((token, row))
+    }
+
+    fn local_time(&self, t: DateTime<Utc>) -> String {
+        t.with_timezone(&self.policy.timezone).format("%d.%m.%Y %H:%M").to_string()
+    }
+
+    /// One wave for one due offer, if any is due.
+    #[tracing::instrument(skip_all)]
+    pub async fn run_wave_once(&self) -> Result<Option<WaveOutcome>, ServiceError> {
+        let policy = &self.matcher;
+        let now = self.clock.now();
+        let Some(offer) = self.store.lease_due_offer(now, now + policy.lease).await? else {
+            return Ok(None);
+        };
+        let progress = self.store.offer_progress(offer.id).await?.ok_or(ServiceError::NotFound)?;
+        let remaining = offer.doses - progress.claimed;
+        if remaining <= 0 {
+            self.store.reschedule_offer(offer.id, None).await?;
+            return Ok(Some(WaveOutcome::Filled { offer_id: offer.id }));
+        }
+        let claim_window = Duration::minutes(i64::from(offer.claim_minutes));
+        let last_call = offer.starts_at - now < claim_window;
+        let area: String = offer.postcode.chars().take(2).collect();
+        let (area_invited, area_claimed) = self.store.area_acceptance(&area, now - policy.area_history).await?;
+        // The area's history includes this offer's own invitations, so they weigh double:
+        // the offer adapts first to its own answers.
+        let overbooking = policy.wave.overbooking(
+            area_invited + progress.invited.max(0) as u64,
+            area_claimed + progress.claimed.max(0) as u64,
+        );
+        let size = policy.wave.wave_size(remaining as u32, overbooking, last_call);
+        let postcodes: Vec<(String, f32)> = self
+            .neighbours
+            .within(&offer.postcode, f64::from(offer.radius_km))
+            .map(|(code, d)| (code.to_owned(), d))
+            .collect();
+        let candidates = self
+            .store
+            .candidates(&CandidateQuery {
+                offer_id: offer.id,
+                postcodes,
+                invited_before: now - policy.throttle,
+                limit: size as u32,
+            })
+            .await?;
+        if candidates.is_empty() {
+            self.store.reschedule_offer(offer.id, Some(now + policy.retry_empty)).await?;
+            tracing::info!(offer = %offer.id, "no one to invite right now");
+            return Ok(Some(WaveOutcome::NoCandidates { offer_id: offer.id }));
+        }
+
+        let practice = self.store.practice(offer.practice_id).await?.ok_or(ServiceError::NotFound)?;
+        let expires_at = (now + claim_window).min(offer.ends_at);
+        let window = self.format_window(offer.starts_at, offer.ends_at);
+        let answer_by = self.local_time(expires_at);
+        let practice_address = address(&practice);
+        let mut invitations = Vec::with_capacity(candidates.len());
+        let mut manage_tokens = Vec::with_capacity(candidates.len());
+        for candidate in &candidates {
+            let email = self.decrypt_email(candidate.registrant_id, &candidate.email)?;
+            let invite = SecretToken::generate()?;
+            let (manage, manage_row) = self.manage_token(candidate.registrant_id, now)?;
+            manage_tokens.push(manage_row);
+            let lang = Lang::from_code(&candidate.language).unwrap_or_default();
+            let content = render_booking(
+                lang,
+                &BookingTemplate::Invitation {
+                    practice: &practice.name,
+                    address: &practice_address,
+                    distance_km: candidate.distance_km,
+                    window: &window,
+                    vaccine: &offer.vaccine,
+                    note: &offer.note,
+                    answer_by: &answer_by,
+                    offer_url: &self.links.portal(&format!("/invitations/{}", invite.expose())),
+                    last_call,
+                    manage_url: &self.links.manage(&manage),
+                    unsubscribe_url: &self.links.unsubscribe(&manage),
+                },
+            );
+            let invitation_id = Uuid::new_v4();
+            let mail = OutgoingMail { to: email, message_id: self.links.message_id(invitation_id), content };
+            invitations.push((
+                NewInvitation {
+                    id: invitation_id,
+                    registrant_id: candidate.registrant_id,
+                    token_hash: invite.hash(),
+                    distance_km: candidate.distance_km,
+                    expires_at,
+                },
+                self.outbox_row(&mail, now)?,
+            ));
+        }
+        // The self-service links in the mails must work; a token for someone the wave then
+        // skips is harmless and expires.
+        self.store.insert_tokens(&manage_tokens).await?;
+        let wave = progress.waves + 1;
+        let invited = self
+            .store
+            .record_wave(&NewWave {
+                offer_id: offer.id,
+                wave,
+                last_call,
+                created_at: now,
+                next_wave_at: expires_at,
+                invitations,
+            })
+            .await?;
+        tracing::info!(offer = %offer.id, wave, invited, last_call, overbooking, remaining, "wave sent");
+        Ok(Some(WaveOutcome::Invited { offer_id: offer.id, wave, invited, last_call, overbooking }))
+    }
+
+    /// Expires unanswered invitations; pauses people after too many in a row and tells them.
+    #[tracing::instrument(skip_all)]
+    pub async fn expire_invitations_once(&self) -> Result<InvitationExpiryReport, ServiceError> {
+        let now = self.clock.now();
+        let expired = self.store.expire_invitations(now, 500).await?;
+        let mut report = InvitationExpiryReport { expired: expired.len() as u32, paused: 0 };
+        for e in expired.iter().filter(|e| e.unanswered_in_a_row >= self.matcher.pause_after_unanswered) {
+            let Some(registrant) = self.store.registrant(e.registrant_id).await? else { continue };
+            let email = self.decrypt_email(registrant.id, &registrant.email)?;
+            let (manage, manage_row) = self.manage_token(registrant.id, now)?;
+            let lang = Lang::from_code(&registrant.language).unwrap_or_default();
+            let content = render_booking(
+                lang,
+                &BookingTemplate::PausedAfterSilence {
+                    manage_url: &self.links.manage(&manage),
+                    unsubscribe_url: &self.links.unsubscribe(&manage),
+                },
+            );
+            let mail = OutgoingMail { to: email, message_id: self.links.message_id(Uuid::new_v4()), content };
+            self.store.insert_tokens(std::slice::from_ref(&manage_row)).await?;
+            if self.store.pause_for_silence(registrant.id, now, &self.outbox_row(&mail, now)?).await? {
+                report.paused += 1;
+                tracing::info!(registrant = %registrant.id, "paused after unanswered invitations");
+            }
+        }
+        Ok(report)
+    }
+
+    pub async fn invitation_view(&self, token: &str) -> Result<InvitationView, ServiceError> {
+        let token = SecretToken::parse(token).map_err(|_| ServiceError::InvalidLink)?;
+        let invitation = self.store.invitation_by_token(&token.hash()).await?.ok_or(ServiceError::InvalidLink)?;
+        let offer = self.store.offer(invitation.offer_id).await?.ok_or(ServiceError::InvalidLink)?;
+        let practice = self.store.practice(offer.practice_id).await?.ok_or(ServiceError::InvalidLink)?;
+        let progress = self.store.offer_progress(offer.id).await?.ok_or(ServiceError::InvalidLink)?;
+        Ok(InvitationView { remaining: (offer.doses - progress.claimed).max(0), invitation, offer, practice })
+    }
+
+    /// The person clicks "claim" (a POST). Returns the outcome and, when booked, the secret of
+    /// the booking link (the booking page shows the code).
+    #[tracing::instrument(skip_all)]
+    pub async fn claim(&self, token: &str) -> Result<(ClaimOutcome, Option<SecretToken>), ServiceError> {
+        let view = self.invitation_view(token).await?;
+        let token = SecretToken::parse(token).map_err(|_| ServiceError::InvalidLink)?;
+        let now = self.clock.now();
+        let registrant = self.store.registrant(view.invitation.registrant_id).await?.ok_or(ServiceError::InvalidLink)?;
+        let email = self.decrypt_email(registrant.id, &registrant.email)?;
+        let code = BookingCode::from_random(random_u64()?);
+        let booking_token = SecretToken::generate()?;
+        let booking_id = Uuid::new_v4();
+        let (manage, manage_row) = self.manage_token(registrant.id, now)?;
+        let window = self.format_window(view.offer.starts_at, view.offer.ends_at);
+        let place = address(&view.practice);
+        let lang = Lang::from_code(&registrant.language).unwrap_or_default();
+        let mut content = render_booking(
+            lang,
+            &BookingTemplate::Confirmed {
+                code: &code.display(),
+                practice: &view.practice.name,
+                address: &place,
+                window: &window,
+                vaccine: &view.offer.vaccine,
+                note: &view.offer.note,
+                booking_url: &self.links.portal(&format!("/bookings/{}", booking_token.expose())),
+                manage_url: &self.links.manage(&manage),
+                unsubscribe_url: &self.links.unsubscribe(&manage),
+            },
+        );
+        let summary = format!("{}: {}", view.practice.name, view.offer.vaccine);
+        let description = format!("Buchungscode / booking code: {}", code.display());
+        let uid = format!("{}@{}", booking_id.simple(), self.links.host());
+        content.attachments.push(ics_attachment(&Appointment {
+            uid: &uid,
+            summary: &summary,
+            location: &place,
+            description: &description,
+            starts_at: view.offer.starts_at,
+            ends_at: view.offer.ends_at,
+            created_at: now,
+        }));
+        let mail = OutgoingMail { to: email, message_id: self.links.message_id(booking_id), content };
+        let claim = NewClaim {
+            invitation_token_hash: token.hash(),
+            now,
+            booking_id,
+            code: code.as_str().to_owned(),
+            booking_token_hash: booking_token.hash(),
+            confirmation: self.outbox_row(&mail, now)?,
+        };
+        self.store.insert_tokens(std::slice::from_ref(&manage_row)).await?;
+        let outcome = self.store.claim(&claim).await?;
+        tracing::info!(offer = %view.offer.id, outcome = ?outcome, "claim");
+        Ok(match outcome {
+            ClaimOutcome::Booked => (outcome, Some(booking_token)),
+            other => (other, None),
+        })
+    }
+
+    /// The person cannot come: they keep their place and the next wave may invite them again.
+    pub async fn decline(&self, token: &str) -> Result<bool, ServiceError> {
+        let token = SecretToken::parse(token).map_err(|_| ServiceError::InvalidLink)?;
+        self.store.invitation_by_token(&token.hash()).await?.ok_or(ServiceError::InvalidLink)?;
+        Ok(self.store.decline(&token.hash(), self.clock.now()).await?)
+    }
+
+    pub async fn booking_view(&self, token: &str) -> Result<BookingView, ServiceError> {
+        let token = SecretToken::parse(token).map_err(|_| ServiceError::InvalidLink)?;
+        let booking = self.store.booking_by_token(&token.hash()).await?.ok_or(ServiceError::InvalidLink)?;
+        let offer = self.store.offer(booking.offer_id).await?.ok_or(ServiceError::InvalidLink)?;
+        let practice = self.store.practice(offer.practice_id).await?.ok_or(ServiceError::InvalidLink)?;
+        let code = BookingCode::parse(&booking.code).map_err(|_| ServiceError::InvalidLink)?;
+        Ok(BookingView { booking, code, offer, practice })
+    }
+
+    /// The person cancels their booking; the dose goes straight back to the matcher.
+    pub async fn cancel_booking(&self, token: &str) -> Result<bool, ServiceError> {
+        let token = SecretToken::parse(token).map_err(|_| ServiceError::InvalidLink)?;
+        self.store.booking_by_token(&token.hash()).await?.ok_or(ServiceError::InvalidLink)?;
+        let cancelled = self.store.cancel_booking(&token.hash(), self.clock.now()).await?;
+        if let Some(offer) = cancelled {
+            tracing::info!(offer = %offer, "booking cancelled by the person; dose handed back");
+        }
+        Ok(cancelled.is_some())
+    }
+
+    /// Whether an invitation is still worth answering (for the page).
+    pub fn invitation_open(&self, view: &InvitationView) -> bool {
+        view.invitation.status == InvitationStatus::Open && view.invitation.expires_at > self.clock.now()
+    }
+}
