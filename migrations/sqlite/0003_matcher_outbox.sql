@@ -43,6 +43,9 @@ CREATE UNIQUE INDEX invitations_one_open_per_person ON invitations (registrant_i
 ALTER TABLE bookings ADD COLUMN token_hash BLOB;
 CREATE UNIQUE INDEX bookings_by_token ON bookings (token_hash);
 ALTER TABLE bookings ADD COLUMN invitation_id BLOB REFERENCES invitations (id) ON DELETE SET NULL;
+-- "Holds a live booking" is asked for every candidate; without this index the wave pick reads
+-- every waiting person of a postcode.
+CREATE INDEX bookings_live_by_registrant ON bookings (registrant_id) WHERE status IN ('booked', 'checked_in');
 
 -- Mails waiting to be sent. The payload (recipient, texts, links) is AES-256-GCM encrypted
 -- under `key_id` with the row id as associated data; rows are deleted once sent.

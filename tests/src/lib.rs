@@ -275,6 +275,13 @@ impl TestApp {
             .expect("application failed to start");
         let handle = app.handle.clone();
         let services = app.services.clone();
+        // Mail leaves through the outbox; deliver it in the background as `serve` would. The
+        // matcher is driven by the tests themselves (`services.run_wave_once()`), with the clock.
+        restdose::workers::spawn(
+            &services,
+            restdose::workers::WorkerSet::DELIVERY_ONLY,
+            std::time::Duration::from_millis(20),
+        );
         tokio::spawn(app.server);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

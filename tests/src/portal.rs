@@ -203,6 +203,10 @@ pub async fn approved_practice(app: &TestApp, prefix: &str) -> Practice {
         .decide_practice_as_operator(id, Decision::Approve)
         .await
         .unwrap();
+    // Mail leaves through the outbox: wait for the approval so later mail counts start clean.
+    app.smtp
+        .wait_for_matching(&email, |m| m.subject().contains("freigeschaltet"))
+        .await;
     let browser = logged_in(app, &email, PASSWORD).await;
     Practice { browser, id, email }
 }

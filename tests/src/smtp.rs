@@ -106,8 +106,12 @@ impl TestSmtp {
     /// returns).
     pub fn global() -> &'static TestSmtp {
         static SERVER: OnceLock<TestSmtp> = OnceLock::new();
-        SERVER.get_or_init(|| {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        SERVER.get_or_init(|| TestSmtp::start(TcpListener::bind("127.0.0.1:0").unwrap()))
+    }
+
+    /// A server of its own on `listener` (e.g. one that comes up after an outage).
+    pub fn start(listener: TcpListener) -> TestSmtp {
+        {
             let port = listener.local_addr().unwrap().port();
             let inbox = Arc::new(Mutex::new(Vec::new()));
             let handler = Capture {
@@ -124,7 +128,7 @@ impl TestSmtp {
                 server.serve().expect("test SMTP server stopped");
             });
             TestSmtp { port, inbox }
-        })
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -144,6 +148,29 @@ impl TestSmtp {
 
     pub fn count_for(&self, address: &str) -> usize {
         self.mails_for(address).len()
+    }
+
+    /// Waits up to 10 s for a mail to `address` that `matches`; returns the newest such mail.
+    pub async fn wait_for_matching(
+        &self,
+        address: &str,
+        matches: impl Fn(&CapturedMail) -> bool,
+    ) -> CapturedMail {
+        for _ in 0..500 {
+            if let Some(mail) = self
+                .mails_for(address)
+                .into_iter()
+                .rev()
+                .find(|m| matches(m))
+            {
+                return mail;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "no matching mail for a test address (got {})",
+            self.count_for(address)
+        );
     }
 
     /// Waits up to 10 s until `address` has at least `count` mails; returns them all.

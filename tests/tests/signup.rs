@@ -19,7 +19,7 @@ on_both_backends!(
     one_click_unsubscribe_deletes_everything,
     expired_or_forged_links_are_refused,
     english_is_used_when_the_person_asks_for_it,
-    sign_up_is_not_kept_when_the_mail_server_is_down,
+    sign_up_survives_a_mail_server_outage_and_its_mail_follows,
     unconfirmed_sign_ups_and_expired_links_are_deleted,
 );
 
@@ -829,49 +829,69 @@ async fn english_is_used_when_the_person_asks_for_it(backend: Backend) {
     app.stop().await;
 }
 
-async fn sign_up_is_not_kept_when_the_mail_server_is_down(backend: Backend) {
-    // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+async fn sign_up_survives_a_mail_server_outage_and_its_mail_follows(backend: Backend) {
+    // The mail server is down: nothing listens on this port yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let app = TestApp::spawn_with(backend, |c| {
-        c.smtp_url = Some(format!("smtp://127.0.0.1:{closed}").into())
+        c.smtp_url = Some(format!("smtp://127.0.0.1:{port}").into())
     })
     .await;
+    let email = unique_email("outage");
     let response = app
         .post_json(
             "/api/v1/registrations",
-            &json!({ "email": unique_email("down"), "postcode": "10115" }),
+            &json!({ "email": email, "postcode": "10115" }),
         )
         .await;
-    assert_eq!(response.status(), 503);
-    assert!(response.headers().contains_key("retry-after"));
-    let error: Value = response.json().await.unwrap();
-    assert_eq!(error["error"]["code"], "service_unavailable");
     assert_eq!(
-        app.db.count("registrants").await,
-        0,
-        "nothing kept: the person can simply retry"
+        response.status(),
+        202,
+        "the sign-up does not wait for the mail server"
     );
     let form = app
         .post_form(
             "/",
             &[
-                ("email", "kept@example.de"),
+                ("email", &unique_email("form")),
                 ("postcode", "10115"),
                 ("radius_km", "5"),
             ],
         )
         .await;
-    assert_eq!(form.status(), 503);
-    assert!(
-        form.text()
-            .await
-            .unwrap()
-            .contains("value=\"kept@example.de\""),
-        "the form keeps the input"
+    assert_eq!(form.status(), 200);
+    assert_eq!(app.db.count("registrants").await, 2);
+
+    // The delivery worker tried, failed, and keeps the mails for a retry.
+    for _ in 0..500 {
+        if app.services.store.outbox_depth().await.unwrap().0 == 2
+            && app.db.count("outbox WHERE attempts > 0").await == 2
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(app.db.count("outbox WHERE attempts > 0").await, 2);
+
+    // The server comes back; after the back-off the mail goes out, and the row is gone.
+    let smtp =
+        restdose_tests::TestSmtp::start(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
+    app.clock.advance(Duration::seconds(31));
+    let mail = smtp.wait_for(&email, 1).await.pop().unwrap();
+    assert!(mail.text().contains("/confirm/"));
+    for _ in 0..500 {
+        if app.db.count("outbox").await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        app.db.count("outbox").await,
+        0,
+        "sent mails are deleted from the outbox"
     );
     app.stop().await;
 }

@@ -188,16 +188,14 @@ impl Services {
         }
     }
 
+    /// Account mails go through the outbox like every other mail (durable, retried).
     async fn mail_account(&self, to: &str, content: MailContent) -> Result<(), ServiceError> {
         let mail = OutgoingMail {
             to: Email::from_trusted(to.to_owned()),
             message_id: self.links.message_id(Uuid::new_v4()),
             content,
         };
-        self.mailer
-            .send(&mail)
-            .await
-            .map_err(ServiceError::MailUnavailable)
+        self.enqueue(&mail).await
     }
 
     /// A practice asks for an account. The answer is the same for a new and a known address;
@@ -660,6 +658,10 @@ impl Services {
             .practice(id)
             .await?
             .ok_or(ServiceError::NotFound)?;
+        if practice.status == decision.status() {
+            // Nothing changes, so nobody is mailed again.
+            return Ok(practice);
+        }
         if decision == Decision::Approve && !practice.email_verified {
             return Err(ServiceError::Conflict(
                 "the practice has not verified its login address yet",

@@ -1,5 +1,4 @@
 use restdose_crypto::CryptoError;
-use restdose_mail::MailError;
 use restdose_store::StoreError;
 
 use crate::FieldError;
@@ -14,9 +13,6 @@ pub enum ServiceError {
     /// kind: the answer must not tell which.
     #[error("invalid or expired link")]
     InvalidLink,
-    /// The mail could not be handed to the mail server; nothing was kept, try again.
-    #[error("mail delivery unavailable")]
-    MailUnavailable(#[source] MailError),
     /// Not logged in, or the credentials do not match (one answer for unknown account and
     /// wrong password).
     #[error("not authenticated")]

@@ -7,7 +7,9 @@ pub mod api_tokens;
 mod error;
 mod links;
 pub mod maintenance;
+pub mod matcher;
 pub mod offers;
+pub mod outbox;
 pub mod password;
 pub mod registration;
 mod validation;
@@ -23,6 +25,7 @@ use chrono::Duration;
 use restdose_crypto::Keyring;
 use restdose_domain::Clock;
 use restdose_domain::geo::Gazetteer;
+use restdose_domain::matching::NeighbourIndex;
 use restdose_mail::Mailer;
 use restdose_store::Store;
 use std::sync::Arc;
@@ -101,4 +104,8 @@ pub struct Services {
     pub gazetteer: Arc<Gazetteer>,
     pub links: Links,
     pub policy: Policy,
+    /// Every postcode's neighbours within 50 km, built once at start.
+    pub neighbours: Arc<NeighbourIndex>,
+    pub matcher: matcher::MatcherPolicy,
+    pub delivery: outbox::DeliveryPolicy,
 }

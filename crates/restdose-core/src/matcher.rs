@@ -18,8 +18,8 @@ use restdose_domain::{BookingCode, Email, Lang};
 use restdose_mail::calendar::{Appointment, ics_attachment};
 use restdose_mail::{BookingTemplate, OutgoingMail, render_booking};
 use restdose_store::{
-    BookingRecord, CandidateQuery, ClaimOutcome, Invitation, InvitationStatus, NewClaim, NewInvitation, NewToken, NewWave,
-    Offer, Practice, StoredEmail, TokenPurpose,
+    BookingRecord, CandidateQuery, ClaimOutcome, Invitation, InvitationStatus, NewClaim,
+    NewInvitation, NewToken, NewWave, Offer, Practice, StoredEmail, TokenPurpose,
 };
 use uuid::Uuid;
 
@@ -58,7 +58,13 @@ impl Default for MatcherPolicy {
 #[derive(Debug, Clone, PartialEq)]
 pub enum WaveOutcome {
     /// An offer got a wave of this many invitations.
-    Invited { offer_id: Uuid, wave: i32, invited: u32, last_call: bool, overbooking: f64 },
+    Invited {
+        offer_id: Uuid,
+        wave: i32,
+        invited: u32,
+        last_call: bool,
+        overbooking: f64,
+    },
     /// An offer is full; it waits until a dose is handed back.
     Filled { offer_id: Uuid },
     /// Nobody qualifies right now; looked at again later.
@@ -90,17 +96,27 @@ pub struct InvitationExpiryReport {
 }
 
 fn address(practice: &Practice) -> String {
-    format!("{}, {} {}", practice.street, practice.postcode, practice.city)
+    format!(
+        "{}, {} {}",
+        practice.street, practice.postcode, practice.city
+    )
 }
 
 impl Services {
     fn decrypt_email(&self, id: Uuid, email: &StoredEmail) -> Result<Email, ServiceError> {
-        let plain = self.keys.decrypt(email.key_id, &email.ciphertext, id.as_bytes())?;
-        let text = String::from_utf8(plain.to_vec()).map_err(|_| restdose_crypto::CryptoError::Decrypt)?;
+        let plain = self
+            .keys
+            .decrypt(email.key_id, &email.ciphertext, id.as_bytes())?;
+        let text =
+            String::from_utf8(plain.to_vec()).map_err(|_| restdose_crypto::CryptoError::Decrypt)?;
         Ok(Email::from_trusted(text))
     }
 
-    fn manage_token(&self, registrant_id: Uuid, now: DateTime<Utc>) -> Result<(SecretToken, NewToken), ServiceError> {
+    fn manage_token(
+        &self,
+        registrant_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(SecretToken, NewToken), ServiceError> {
         let token = SecretToken::generate()?;
         let row = NewToken {
             hash: token.hash(),
@@ -113,7 +129,9 @@ impl Services {
     }
 
     fn local_time(&self, t: DateTime<Utc>) -> String {
-        t.with_timezone(&self.policy.timezone).format("%d.%m.%Y %H:%M").to_string()
+        t.with_timezone(&self.policy.timezone)
+            .format("%d.%m.%Y %H:%M")
+            .to_string()
     }
 
     /// One wave for one due offer, if any is due.
@@ -124,7 +142,11 @@ impl Services {
         let Some(offer) = self.store.lease_due_offer(now, now + policy.lease).await? else {
             return Ok(None);
         };
-        let progress = self.store.offer_progress(offer.id).await?.ok_or(ServiceError::NotFound)?;
+        let progress = self
+            .store
+            .offer_progress(offer.id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
         let remaining = offer.doses - progress.claimed;
         if remaining <= 0 {
             self.store.reschedule_offer(offer.id, None).await?;
@@ -133,14 +155,19 @@ impl Services {
         let claim_window = Duration::minutes(i64::from(offer.claim_minutes));
         let last_call = offer.starts_at - now < claim_window;
         let area: String = offer.postcode.chars().take(2).collect();
-        let (area_invited, area_claimed) = self.store.area_acceptance(&area, now - policy.area_history).await?;
+        let (area_invited, area_claimed) = self
+            .store
+            .area_acceptance(&area, now - policy.area_history)
+            .await?;
         // The area's history includes this offer's own invitations, so they weigh double:
         // the offer adapts first to its own answers.
         let overbooking = policy.wave.overbooking(
             area_invited + progress.invited.max(0) as u64,
             area_claimed + progress.claimed.max(0) as u64,
         );
-        let size = policy.wave.wave_size(remaining as u32, overbooking, last_call);
+        let size = policy
+            .wave
+            .wave_size(remaining as u32, overbooking, last_call);
         let postcodes: Vec<(String, f32)> = self
             .neighbours
             .within(&offer.postcode, f64::from(offer.radius_km))
@@ -156,12 +183,18 @@ impl Services {
             })
             .await?;
         if candidates.is_empty() {
-            self.store.reschedule_offer(offer.id, Some(now + policy.retry_empty)).await?;
+            self.store
+                .reschedule_offer(offer.id, Some(now + policy.retry_empty))
+                .await?;
             tracing::info!(offer = %offer.id, "no one to invite right now");
             return Ok(Some(WaveOutcome::NoCandidates { offer_id: offer.id }));
         }
 
-        let practice = self.store.practice(offer.practice_id).await?.ok_or(ServiceError::NotFound)?;
+        let practice = self
+            .store
+            .practice(offer.practice_id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
         let expires_at = (now + claim_window).min(offer.ends_at);
         let window = self.format_window(offer.starts_at, offer.ends_at);
         let answer_by = self.local_time(expires_at);
@@ -184,14 +217,20 @@ impl Services {
                     vaccine: &offer.vaccine,
                     note: &offer.note,
                     answer_by: &answer_by,
-                    offer_url: &self.links.portal(&format!("/invitations/{}", invite.expose())),
+                    offer_url: &self
+                        .links
+                        .portal(&format!("/invitations/{}", invite.expose())),
                     last_call,
                     manage_url: &self.links.manage(&manage),
                     unsubscribe_url: &self.links.unsubscribe(&manage),
                 },
             );
             let invitation_id = Uuid::new_v4();
-            let mail = OutgoingMail { to: email, message_id: self.links.message_id(invitation_id), content };
+            let mail = OutgoingMail {
+                to: email,
+                message_id: self.links.message_id(invitation_id),
+                content,
+            };
             invitations.push((
                 NewInvitation {
                     id: invitation_id,
@@ -219,7 +258,13 @@ impl Services {
             })
             .await?;
         tracing::info!(offer = %offer.id, wave, invited, last_call, overbooking, remaining, "wave sent");
-        Ok(Some(WaveOutcome::Invited { offer_id: offer.id, wave, invited, last_call, overbooking }))
+        Ok(Some(WaveOutcome::Invited {
+            offer_id: offer.id,
+            wave,
+            invited,
+            last_call,
+            overbooking,
+        }))
     }
 
     /// Expires unanswered invitations; pauses people after too many in a row and tells them.
@@ -227,9 +272,17 @@ impl Services {
     pub async fn expire_invitations_once(&self) -> Result<InvitationExpiryReport, ServiceError> {
         let now = self.clock.now();
         let expired = self.store.expire_invitations(now, 500).await?;
-        let mut report = InvitationExpiryReport { expired: expired.len() as u32, paused: 0 };
-        for e in expired.iter().filter(|e| e.unanswered_in_a_row >= self.matcher.pause_after_unanswered) {
-            let Some(registrant) = self.store.registrant(e.registrant_id).await? else { continue };
+        let mut report = InvitationExpiryReport {
+            expired: expired.len() as u32,
+            paused: 0,
+        };
+        for e in expired
+            .iter()
+            .filter(|e| e.unanswered_in_a_row >= self.matcher.pause_after_unanswered)
+        {
+            let Some(registrant) = self.store.registrant(e.registrant_id).await? else {
+                continue;
+            };
             let email = self.decrypt_email(registrant.id, &registrant.email)?;
             let (manage, manage_row) = self.manage_token(registrant.id, now)?;
             let lang = Lang::from_code(&registrant.language).unwrap_or_default();
@@ -240,9 +293,19 @@ impl Services {
                     unsubscribe_url: &self.links.unsubscribe(&manage),
                 },
             );
-            let mail = OutgoingMail { to: email, message_id: self.links.message_id(Uuid::new_v4()), content };
-            self.store.insert_tokens(std::slice::from_ref(&manage_row)).await?;
-            if self.store.pause_for_silence(registrant.id, now, &self.outbox_row(&mail, now)?).await? {
+            let mail = OutgoingMail {
+                to: email,
+                message_id: self.links.message_id(Uuid::new_v4()),
+                content,
+            };
+            self.store
+                .insert_tokens(std::slice::from_ref(&manage_row))
+                .await?;
+            if self
+                .store
+                .pause_for_silence(registrant.id, now, &self.outbox_row(&mail, now)?)
+                .await?
+            {
                 report.paused += 1;
                 tracing::info!(registrant = %registrant.id, "paused after unanswered invitations");
             }
@@ -252,21 +315,49 @@ impl Services {
 
     pub async fn invitation_view(&self, token: &str) -> Result<InvitationView, ServiceError> {
         let token = SecretToken::parse(token).map_err(|_| ServiceError::InvalidLink)?;
-        let invitation = self.store.invitation_by_token(&token.hash()).await?.ok_or(ServiceError::InvalidLink)?;
-        let offer = self.store.offer(invitation.offer_id).await?.ok_or(ServiceError::InvalidLink)?;
-        let practice = self.store.practice(offer.practice_id).await?.ok_or(ServiceError::InvalidLink)?;
-        let progress = self.store.offer_progress(offer.id).await?.ok_or(ServiceError::InvalidLink)?;
-        Ok(InvitationView { remaining: (offer.doses - progress.claimed).max(0), invitation, offer, practice })
+        let invitation = self
+            .store
+            .invitation_by_token(&token.hash())
+            .await?
+            .ok_or(ServiceError::InvalidLink)?;
+        let offer = self
+            .store
+            .offer(invitation.offer_id)
+            .await?
+            .ok_or(ServiceError::InvalidLink)?;
+        let practice = self
+            .store
+            .practice(offer.practice_id)
+            .await?
+            .ok_or(ServiceError::InvalidLink)?;
+        let progress = self
+            .store
+            .offer_progress(offer.id)
+            .await?
+            .ok_or(ServiceError::InvalidLink)?;
+        Ok(InvitationView {
+            remaining: (offer.doses - progress.claimed).max(0),
+            invitation,
+            offer,
+            practice,
+        })
     }
 
     /// The person clicks "claim" (a POST). Returns the outcome and, when booked, the secret of
     /// the booking link (the booking page shows the code).
     #[tracing::instrument(skip_all)]
-    pub async fn claim(&self, token: &str) -> Result<(ClaimOutcome, Option<SecretToken>), ServiceError> {
+    pub async fn claim(
+        &self,
+        token: &str,
+    ) -> Result<(ClaimOutcome, Option<SecretToken>), ServiceError> {
         let view = self.invitation_view(token).await?;
         let token = SecretToken::parse(token).map_err(|_| ServiceError::InvalidLink)?;
         let now = self.clock.now();
-        let registrant = self.store.registrant(view.invitation.registrant_id).await?.ok_or(ServiceError::InvalidLink)?;
+        let registrant = self
+            .store
+            .registrant(view.invitation.registrant_id)
+            .await?
+            .ok_or(ServiceError::InvalidLink)?;
         let email = self.decrypt_email(registrant.id, &registrant.email)?;
         let code = BookingCode::from_random(random_u64()?);
         let booking_token = SecretToken::generate()?;
@@ -284,7 +375,9 @@ impl Services {
                 window: &window,
                 vaccine: &view.offer.vaccine,
                 note: &view.offer.note,
-                booking_url: &self.links.portal(&format!("/bookings/{}", booking_token.expose())),
+                booking_url: &self
+                    .links
+                    .portal(&format!("/bookings/{}", booking_token.expose())),
                 manage_url: &self.links.manage(&manage),
                 unsubscribe_url: &self.links.unsubscribe(&manage),
             },
@@ -301,7 +394,11 @@ impl Services {
             ends_at: view.offer.ends_at,
             created_at: now,
         }));
-        let mail = OutgoingMail { to: email, message_id: self.links.message_id(booking_id), content };
+        let mail = OutgoingMail {
+            to: email,
+            message_id: self.links.message_id(booking_id),
+            content,
+        };
         let claim = NewClaim {
             invitation_token_hash: token.hash(),
             now,
@@ -310,7 +407,9 @@ impl Services {
             booking_token_hash: booking_token.hash(),
             confirmation: self.outbox_row(&mail, now)?,
         };
-        self.store.insert_tokens(std::slice::from_ref(&manage_row)).await?;
+        self.store
+            .insert_tokens(std::slice::from_ref(&manage_row))
+            .await?;
         let outcome = self.store.claim(&claim).await?;
         tracing::info!(offer = %view.offer.id, outcome = ?outcome, "claim");
         Ok(match outcome {
@@ -322,24 +421,50 @@ impl Services {
     /// The person cannot come: they keep their place and the next wave may invite them again.
     pub async fn decline(&self, token: &str) -> Result<bool, ServiceError> {
         let token = SecretToken::parse(token).map_err(|_| ServiceError::InvalidLink)?;
-        self.store.invitation_by_token(&token.hash()).await?.ok_or(ServiceError::InvalidLink)?;
+        self.store
+            .invitation_by_token(&token.hash())
+            .await?
+            .ok_or(ServiceError::InvalidLink)?;
         Ok(self.store.decline(&token.hash(), self.clock.now()).await?)
     }
 
     pub async fn booking_view(&self, token: &str) -> Result<BookingView, ServiceError> {
         let token = SecretToken::parse(token).map_err(|_| ServiceError::InvalidLink)?;
-        let booking = self.store.booking_by_token(&token.hash()).await?.ok_or(ServiceError::InvalidLink)?;
-        let offer = self.store.offer(booking.offer_id).await?.ok_or(ServiceError::InvalidLink)?;
-        let practice = self.store.practice(offer.practice_id).await?.ok_or(ServiceError::InvalidLink)?;
+        let booking = self
+            .store
+            .booking_by_token(&token.hash())
+            .await?
+            .ok_or(ServiceError::InvalidLink)?;
+        let offer = self
+            .store
+            .offer(booking.offer_id)
+            .await?
+            .ok_or(ServiceError::InvalidLink)?;
+        let practice = self
+            .store
+            .practice(offer.practice_id)
+            .await?
+            .ok_or(ServiceError::InvalidLink)?;
         let code = BookingCode::parse(&booking.code).map_err(|_| ServiceError::InvalidLink)?;
-        Ok(BookingView { booking, code, offer, practice })
+        Ok(BookingView {
+            booking,
+            code,
+            offer,
+            practice,
+        })
     }
 
     /// The person cancels their booking; the dose goes straight back to the matcher.
     pub async fn cancel_booking(&self, token: &str) -> Result<bool, ServiceError> {
         let token = SecretToken::parse(token).map_err(|_| ServiceError::InvalidLink)?;
-        self.store.booking_by_token(&token.hash()).await?.ok_or(ServiceError::InvalidLink)?;
-        let cancelled = self.store.cancel_booking(&token.hash(), self.clock.now()).await?;
+        self.store
+            .booking_by_token(&token.hash())
+            .await?
+            .ok_or(ServiceError::InvalidLink)?;
+        let cancelled = self
+            .store
+            .cancel_booking(&token.hash(), self.clock.now())
+            .await?;
         if let Some(offer) = cancelled {
             tracing::info!(offer = %offer, "booking cancelled by the person; dose handed back");
         }
@@ -348,6 +473,7 @@ impl Services {
 
     /// Whether an invitation is still worth answering (for the page).
     pub fn invitation_open(&self, view: &InvitationView) -> bool {
-        view.invitation.status == InvitationStatus::Open && view.invitation.expires_at > self.clock.now()
+        view.invitation.status == InvitationStatus::Open
+            && view.invitation.expires_at > self.clock.now()
     }
 }

@@ -442,10 +442,7 @@ impl Services {
             message_id: self.links.message_id(Uuid::new_v4()),
             content,
         };
-        self.mailer
-            .send(&mail)
-            .await
-            .map_err(ServiceError::MailUnavailable)
+        self.enqueue(&mail).await
     }
 
     /// "04.05.2026 16:00–18:00" in the service's time zone.

@@ -48,15 +48,28 @@ pub struct DeliveryReport {
 
 impl Services {
     /// Encrypts a mail into an outbox row due now.
-    pub fn outbox_row(&self, mail: &OutgoingMail, now: DateTime<Utc>) -> Result<OutboxRow, ServiceError> {
+    pub fn outbox_row(
+        &self,
+        mail: &OutgoingMail,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxRow, ServiceError> {
         let id = Uuid::new_v4();
         let json = serde_json::to_vec(mail).map_err(|e| ServiceError::Internal(e.to_string()))?;
         let (key_id, payload) = self.keys.encrypt(&json, id.as_bytes())?;
-        Ok(OutboxRow { id, key_id, payload, created_at: now, attempts: 0, next_attempt_at: now })
+        Ok(OutboxRow {
+            id,
+            key_id,
+            payload,
+            created_at: now,
+            attempts: 0,
+            next_attempt_at: now,
+        })
     }
 
     fn open_outbox_row(&self, row: &OutboxRow) -> Result<OutgoingMail, ServiceError> {
-        let json = self.keys.decrypt(row.key_id, &row.payload, row.id.as_bytes())?;
+        let json = self
+            .keys
+            .decrypt(row.key_id, &row.payload, row.id.as_bytes())?;
         serde_json::from_slice(&json).map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
@@ -72,7 +85,10 @@ impl Services {
     pub async fn deliver_outbox_once(&self) -> Result<DeliveryReport, ServiceError> {
         let policy = &self.delivery;
         let now = self.clock.now();
-        let rows = self.store.lease_outbox(now, now + policy.lease, policy.batch).await?;
+        let rows = self
+            .store
+            .lease_outbox(now, now + policy.lease, policy.batch)
+            .await?;
         if rows.is_empty() {
             return Ok(DeliveryReport::default());
         }
@@ -88,7 +104,11 @@ impl Services {
                 false => report.failed += 1,
             }
         }
-        tracing::info!(sent = report.sent, failed = report.failed, "outbox delivery step");
+        tracing::info!(
+            sent = report.sent,
+            failed = report.failed,
+            "outbox delivery step"
+        );
         Ok(report)
     }
 
@@ -110,7 +130,9 @@ impl Services {
                 let factor = 1_i32 << row.attempts.clamp(0, 16);
                 let wait = (policy.first_retry * factor).min(policy.max_retry);
                 tracing::warn!(mail = %row.id, attempts = row.attempts + 1, error = %error, "mail delivery failed; will retry");
-                self.store.outbox_failed(row.id, self.clock.now() + wait, &error).await?;
+                self.store
+                    .outbox_failed(row.id, self.clock.now() + wait, &error)
+                    .await?;
                 Ok(false)
             }
         }

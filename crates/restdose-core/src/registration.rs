@@ -59,7 +59,15 @@ impl Services {
             self.token(&confirm, id, TokenPurpose::Confirm, now),
             self.token(&manage, id, TokenPurpose::Manage, now),
         ];
-        match self.store.insert_registrant(&new, &tokens).await {
+        let mail = self.confirmation_mail(&request.email, request.lang, &confirm, &manage);
+        let outbox = self.outbox_row(&mail, now)?;
+        // The person, their links and the confirmation mail are stored together: the answer
+        // does not wait for the mail server, and no mail is lost if it is down.
+        match self
+            .store
+            .insert_registrant_with_mails(&new, &tokens, std::slice::from_ref(&outbox))
+            .await
+        {
             Ok(()) => {}
             // Someone registered the same address a moment ago: treat it as a repeat.
             Err(StoreError::Conflict) => {
@@ -73,14 +81,7 @@ impl Services {
             Err(e) => return Err(e.into()),
         }
 
-        let mail = self.confirmation_mail(&request.email, request.lang, &confirm, &manage);
-        if let Err(e) = self.mailer.send(&mail).await {
-            // Without the mail the person cannot confirm: keep nothing, let them try again.
-            tracing::error!(error = %e, "confirmation mail failed; sign-up rolled back");
-            self.store.delete_registrant(id).await?;
-            return Err(ServiceError::MailUnavailable(e));
-        }
-        tracing::info!(registrant = %id, "sign-up stored, confirmation sent");
+        tracing::info!(registrant = %id, "sign-up stored, confirmation queued");
         Ok(())
     }
 
@@ -101,26 +102,25 @@ impl Services {
         }
         let manage = SecretToken::generate()?;
         let lang = Lang::from_code(&existing.language).unwrap_or_default();
-        let mail = if existing.status == RegistrantStatus::Pending {
+        let (tokens, mail) = if existing.status == RegistrantStatus::Pending {
             // Not confirmed yet: the latest form wins, and a fresh confirmation link goes out.
             self.store
                 .update_preferences(existing.id, request.postcode.as_str(), request.radius.km())
                 .await?;
             let confirm = SecretToken::generate()?;
-            self.store
-                .insert_tokens(&[
-                    self.token(&confirm, existing.id, TokenPurpose::Confirm, now),
-                    self.token(&manage, existing.id, TokenPurpose::Manage, now),
-                ])
-                .await?;
-            self.confirmation_mail(&request.email, request.lang, &confirm, &manage)
+            let tokens = vec![
+                self.token(&confirm, existing.id, TokenPurpose::Confirm, now),
+                self.token(&manage, existing.id, TokenPurpose::Manage, now),
+            ];
+            (
+                tokens,
+                self.confirmation_mail(&request.email, request.lang, &confirm, &manage),
+            )
         } else {
             // Confirmed people keep their settings (a stranger must not change them) and get a
             // reminder with their self-service link.
-            self.store
-                .insert_tokens(&[self.token(&manage, existing.id, TokenPurpose::Manage, now)])
-                .await?;
-            self.mail(
+            let tokens = vec![self.token(&manage, existing.id, TokenPurpose::Manage, now)];
+            let mail = self.mail(
                 &request.email,
                 render(
                     lang,
@@ -129,17 +129,22 @@ impl Services {
                         unsubscribe_url: &self.links.unsubscribe(&manage),
                     },
                 ),
-            )
+            );
+            (tokens, mail)
         };
-        if let Err(e) = self.mailer.send(&mail).await {
-            tracing::error!(error = %e, registrant = %existing.id, "repeat sign-up mail failed");
+        let outbox = self.outbox_row(&mail, now)?;
+        if let Err(e) = self
+            .store
+            .insert_tokens_with_mails(&tokens, std::slice::from_ref(&outbox))
+            .await
+        {
             // Let the person retry right away instead of waiting out the resend interval.
             self.store
                 .release_mail_slot(existing.id, now, existing.last_mail_at)
                 .await?;
-            return Err(ServiceError::MailUnavailable(e));
+            return Err(e.into());
         }
-        tracing::info!(registrant = %existing.id, "repeat sign-up, mail re-sent");
+        tracing::info!(registrant = %existing.id, "repeat sign-up, mail queued");
         Ok(())
     }
 

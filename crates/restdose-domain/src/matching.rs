@@ -77,6 +77,14 @@ impl NeighbourIndex {
     }
 }
 
+/// The neighbour index of the built-in German postcodes, built on first use and shared.
+pub fn builtin_germany_neighbours() -> std::sync::Arc<NeighbourIndex> {
+    static INDEX: std::sync::OnceLock<std::sync::Arc<NeighbourIndex>> = std::sync::OnceLock::new();
+    INDEX
+        .get_or_init(|| std::sync::Arc::new(NeighbourIndex::build(crate::geo::builtin_germany())))
+        .clone()
+}
+
 fn cell(c: Coordinates) -> (i32, i32) {
     (
         (c.lat / CELL_DEG).floor() as i32,

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 #[async_trait]
-pub trait Store: PortalStore + Send + Sync + 'static {
+pub trait Store: PortalStore + MatcherStore + Send + Sync + 'static {
     /// "postgres" or "sqlite", for logs and `/readyz`.
     fn backend(&self) -> &'static str;
 

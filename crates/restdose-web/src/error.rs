@@ -87,9 +87,7 @@ pub fn status_of(e: &ServiceError) -> StatusCode {
         ServiceError::Conflict(_) => StatusCode::CONFLICT,
         ServiceError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        ServiceError::MailUnavailable(_) | ServiceError::Store(StoreError::Unavailable(_)) => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        ServiceError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
         ServiceError::Store(_) | ServiceError::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -120,13 +118,11 @@ impl From<ServiceError> for ApiError {
                 "invalid_link",
                 "This link is not valid or has expired.",
             ),
-            ServiceError::MailUnavailable(_) | ServiceError::Store(StoreError::Unavailable(_)) => {
-                ApiError::new(
-                    status,
-                    "service_unavailable",
-                    "The service is busy; please try again shortly.",
-                )
-            }
+            ServiceError::Store(StoreError::Unavailable(_)) => ApiError::new(
+                status,
+                "service_unavailable",
+                "The service is busy; please try again shortly.",
+            ),
             ServiceError::Unauthenticated => ApiError::new(
                 status,
                 "unauthenticated",

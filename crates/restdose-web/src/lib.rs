@@ -9,6 +9,7 @@ pub mod i18n;
 mod i18n_admin;
 mod i18n_matching;
 mod i18n_portal;
+mod matching_pages;
 mod offers_api;
 mod pages;
 mod portal;
@@ -114,6 +115,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .configure(portal::routes)
         .configure(admin::routes)
         .configure(offers_api::routes)
+        .configure(matching_pages::routes)
         .route("/healthz", web::get().to(healthz))
         .route("/static/style.css", web::get().to(stylesheet))
         .default_service(web::to(pages::not_found));

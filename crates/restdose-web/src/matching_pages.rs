@@ -88,7 +88,10 @@ async fn render_invitation(
         token,
         notice,
         practice: &view.practice.name,
-        address: format!("{}, {} {}", view.practice.street, view.practice.postcode, view.practice.city),
+        address: format!(
+            "{}, {} {}",
+            view.practice.street, view.practice.postcode, view.practice.city
+        ),
         distance: format!("{:.0}", view.invitation.distance_km),
         window: services.format_window(view.offer.starts_at, view.offer.ends_at),
         vaccine: &view.offer.vaccine,
@@ -108,7 +111,12 @@ async fn render_invitation(
     page(state, &lang, StatusCode::OK, body)
 }
 
-async fn invitation_page(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>, query: web::Query<NoticeQuery>) -> HttpResponse {
+async fn invitation_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+    query: web::Query<NoticeQuery>,
+) -> HttpResponse {
     let notice = match query.notice.as_deref() {
         Some("declined") => Some("invite.declined"),
         _ => None,
@@ -116,18 +124,33 @@ async fn invitation_page(state: web::Data<AppState>, req: HttpRequest, token: we
     render_invitation(&state, &req, &token, notice, None).await
 }
 
-async fn claim(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
+async fn claim(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
     match state.services.claim(&token).await {
         Ok((ClaimOutcome::Booked, Some(booking))) => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, format!("/bookings/{}?notice=booked", booking.expose())))
+            .insert_header((
+                header::LOCATION,
+                format!("/bookings/{}?notice=booked", booking.expose()),
+            ))
             .finish(),
         Ok((outcome, _)) => {
             let forced = match outcome {
                 ClaimOutcome::AllTaken => ("missed", "invite.state.missed"),
-                ClaimOutcome::AlreadyBooked => ("booked_elsewhere", "invite.state.booked_elsewhere"),
-                ClaimOutcome::AlreadyAnswered(InvitationStatus::Claimed) => ("claimed", "invite.state.claimed"),
-                ClaimOutcome::AlreadyAnswered(InvitationStatus::Declined) => ("declined", "invite.state.declined"),
-                ClaimOutcome::AlreadyAnswered(InvitationStatus::Missed) => ("missed", "invite.state.missed"),
+                ClaimOutcome::AlreadyBooked => {
+                    ("booked_elsewhere", "invite.state.booked_elsewhere")
+                }
+                ClaimOutcome::AlreadyAnswered(InvitationStatus::Claimed) => {
+                    ("claimed", "invite.state.claimed")
+                }
+                ClaimOutcome::AlreadyAnswered(InvitationStatus::Declined) => {
+                    ("declined", "invite.state.declined")
+                }
+                ClaimOutcome::AlreadyAnswered(InvitationStatus::Missed) => {
+                    ("missed", "invite.state.missed")
+                }
                 _ => ("expired", "invite.state.expired"),
             };
             render_invitation(&state, &req, &token, None, Some(forced)).await
@@ -136,16 +159,28 @@ async fn claim(state: web::Data<AppState>, req: HttpRequest, token: web::Path<St
     }
 }
 
-async fn decline(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
+async fn decline(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
     match state.services.decline(&token).await {
         Ok(_) => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, format!("/invitations/{token}?notice=declined")))
+            .insert_header((
+                header::LOCATION,
+                format!("/invitations/{token}?notice=declined"),
+            ))
             .finish(),
         Err(e) => failure(&state, &request_lang(&req), &e),
     }
 }
 
-async fn render_booking(state: &AppState, req: &HttpRequest, token: &str, notice: Option<&'static str>) -> HttpResponse {
+async fn render_booking(
+    state: &AppState,
+    req: &HttpRequest,
+    token: &str,
+    notice: Option<&'static str>,
+) -> HttpResponse {
     let lang = request_lang(req);
     let services = &state.services;
     let view = match services.booking_view(token).await {
@@ -166,7 +201,10 @@ async fn render_booking(state: &AppState, req: &HttpRequest, token: &str, notice
         status,
         status_key,
         practice: &view.practice.name,
-        address: format!("{}, {} {}", view.practice.street, view.practice.postcode, view.practice.city),
+        address: format!(
+            "{}, {} {}",
+            view.practice.street, view.practice.postcode, view.practice.city
+        ),
         window: services.format_window(view.offer.starts_at, view.offer.ends_at),
         vaccine: &view.offer.vaccine,
         note: &view.offer.note,
@@ -175,7 +213,12 @@ async fn render_booking(state: &AppState, req: &HttpRequest, token: &str, notice
     page(state, &lang, StatusCode::OK, body)
 }
 
-async fn booking_page(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>, query: web::Query<NoticeQuery>) -> HttpResponse {
+async fn booking_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+    query: web::Query<NoticeQuery>,
+) -> HttpResponse {
     let notice = match query.notice.as_deref() {
         Some("booked") => Some("booking.booked"),
         Some("cancelled") => Some("booking.cancelled"),
@@ -184,10 +227,17 @@ async fn booking_page(state: web::Data<AppState>, req: HttpRequest, token: web::
     render_booking(&state, &req, &token, notice).await
 }
 
-async fn cancel(state: web::Data<AppState>, req: HttpRequest, token: web::Path<String>) -> HttpResponse {
+async fn cancel(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
     match state.services.cancel_booking(&token).await {
         Ok(_) => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, format!("/bookings/{token}?notice=cancelled")))
+            .insert_header((
+                header::LOCATION,
+                format!("/bookings/{token}?notice=cancelled"),
+            ))
             .finish(),
         Err(e) => failure(&state, &request_lang(&req), &e),
     }

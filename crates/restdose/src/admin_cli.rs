@@ -177,14 +177,17 @@ async fn decide(services: &Services, id: Uuid, decision: Decision) -> anyhow::Re
                 "cannot approve practice {id}: it has not verified its login e-mail address yet \
                  (it gets a new link when it logs in)"
             ),
-            ServiceError::MailUnavailable(cause) => anyhow!(
-                "the decision was saved, but the mail to the practice could not be sent ({cause}); \
-                 run the command again to resend it"
-            ),
             other => anyhow::Error::new(other).context("the decision failed"),
         })?;
+    // The mail waits in the outbox; send it now rather than at the next start of a worker.
+    let delivered = services.deliver_outbox_once().await?;
+    let told = if delivered.failed == 0 {
+        "the practice has been told by e-mail"
+    } else {
+        "the mail to the practice is queued and will be retried by the delivery worker"
+    };
     println!(
-        "{} is now {}; the practice has been told by e-mail ({})",
+        "{} is now {}; {told} ({})",
         practice.name,
         practice.status.as_str(),
         practice.email

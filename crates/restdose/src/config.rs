@@ -50,6 +50,15 @@ pub struct Config {
     pub reset_link_minutes: i64,
     /// Failed logins (per account and per client address) before the back-off starts.
     pub login_max_failures: i32,
+    /// Overbooking of a new offer's first wave (people invited per dose), before answers teach
+    /// the matcher better.
+    pub matcher_initial_overbooking: f64,
+    /// Nobody is invited again sooner than this after their last invitation.
+    pub matcher_throttle_minutes: i64,
+    /// Mails sent at the same time by the delivery worker.
+    pub mail_parallel: usize,
+    /// How often idle workers look for work, in milliseconds.
+    pub worker_poll_ms: u64,
 }
 
 fn redact_secret<S: serde::Serializer>(
@@ -88,6 +97,10 @@ impl Default for Config {
             verify_link_hours: 48,
             reset_link_minutes: 60,
             login_max_failures: 5,
+            matcher_initial_overbooking: 2.0,
+            matcher_throttle_minutes: 30,
+            mail_parallel: 4,
+            worker_poll_ms: 1000,
         }
     }
 }
@@ -167,6 +180,21 @@ impl Config {
                 "must list at least one vaccine, none empty",
             ));
         }
+        if !(1.0..=10.0).contains(&self.matcher_initial_overbooking) {
+            return Err(invalid(
+                "matcher_initial_overbooking",
+                "must be from 1 to 10",
+            ));
+        }
+        if self.matcher_throttle_minutes < 0 {
+            return Err(invalid("matcher_throttle_minutes", "must not be negative"));
+        }
+        if self.mail_parallel == 0 || self.worker_poll_ms == 0 {
+            return Err(invalid(
+                "mail_parallel / worker_poll_ms",
+                "must be at least 1",
+            ));
+        }
         if self.login_max_failures < 1 {
             return Err(invalid("login_max_failures", "must be at least 1"));
         }
@@ -239,6 +267,29 @@ impl Config {
             timezone: self.timezone()?,
             ..restdose_core::Policy::default()
         })
+    }
+
+    pub fn worker_poll(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.worker_poll_ms)
+    }
+
+    pub fn matcher_policy(&self) -> restdose_core::matcher::MatcherPolicy {
+        let defaults = restdose_core::matcher::MatcherPolicy::default();
+        restdose_core::matcher::MatcherPolicy {
+            wave: restdose_domain::matching::WavePolicy {
+                initial_overbooking: self.matcher_initial_overbooking,
+                ..defaults.wave
+            },
+            throttle: chrono::Duration::minutes(self.matcher_throttle_minutes),
+            ..defaults
+        }
+    }
+
+    pub fn delivery_policy(&self) -> restdose_core::outbox::DeliveryPolicy {
+        restdose_core::outbox::DeliveryPolicy {
+            parallel: self.mail_parallel,
+            ..restdose_core::outbox::DeliveryPolicy::default()
+        }
     }
 
     pub fn smtp_url(&self) -> Option<&str> {
@@ -317,6 +368,16 @@ reset_link_minutes = 60
 # Failed logins per account and per client address before a doubling back-off starts
 # (30 s, 60 s, ... up to an hour).
 login_max_failures = 5
+
+# Matcher and mail delivery (see docs/matching.md).
+# People invited per dose in an offer's first wave; later waves learn from the answers.
+matcher_initial_overbooking = 2.0
+# Nobody is invited again sooner than this many minutes after their last invitation.
+matcher_throttle_minutes = 30
+# Mails sent at the same time by the delivery worker (keep <= smtp_max_connections).
+mail_parallel = 4
+# How often idle workers look for work, in milliseconds.
+worker_poll_ms = 1000
 "#;
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod config;
 mod keys;
+pub mod workers;
 
 use anyhow::Context;
 use restdose_core::{Links, Services};
@@ -63,6 +64,7 @@ pub async fn build_services(config: &Config, clock: Arc<dyn Clock>) -> anyhow::R
     let imported = store
         .postcodes(&config.country.to_ascii_uppercase())
         .await?;
+    let imported_count = imported.len();
     let gazetteer = geo::for_country(
         &config.country,
         imported.into_iter().map(|row| {
@@ -81,6 +83,13 @@ pub async fn build_services(config: &Config, clock: Arc<dyn Clock>) -> anyhow::R
             config.country
         );
     }
+    // The built-in German index is built once per process and shared; imported postcodes get
+    // their own.
+    let neighbours = if config.country.eq_ignore_ascii_case("DE") && imported_count == 0 {
+        restdose_domain::matching::builtin_germany_neighbours()
+    } else {
+        Arc::new(restdose_domain::matching::NeighbourIndex::build(&gazetteer))
+    };
     Ok(Services {
         store,
         mailer,
@@ -89,6 +98,9 @@ pub async fn build_services(config: &Config, clock: Arc<dyn Clock>) -> anyhow::R
         gazetteer: Arc::new(gazetteer),
         links: Links::new(&config.public_url()?),
         policy: config.policy()?,
+        neighbours,
+        matcher: config.matcher_policy(),
+        delivery: config.delivery_policy(),
     })
 }
 

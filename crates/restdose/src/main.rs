@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use restdose::Config;
 use restdose::config::EXAMPLE;
+use restdose::workers::WorkerSet;
 use restdose_domain::SystemClock;
 use restdose_domain::geo::parse_geonames;
 use restdose_store::PostcodeRow;
@@ -31,8 +32,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the web service (the default). Migrations run first.
-    Serve,
+    /// Run the web service (the default) and, unless --no-workers, the background workers
+    /// (matcher, invitation expiry, mail delivery, housekeeping). Migrations run first.
+    Serve {
+        /// Serve HTTP only; run the workers elsewhere with `restdose matcher`.
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run only the background workers (matcher, invitation expiry, mail delivery,
+    /// housekeeping). Several may run against one PostgreSQL; on SQLite run one process.
+    Matcher,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Delete expired data once and exit: sign-ups left unconfirmed past their link's lifetime,
@@ -118,7 +127,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         match cli.command {
-            None | Some(Command::Serve) => serve(config).await,
+            None => serve(config, false).await,
+            Some(Command::Serve { no_workers }) => serve(config, no_workers).await,
+            Some(Command::Matcher) => {
+                let services = restdose::build_services(&config, Arc::new(SystemClock)).await?;
+                restdose::workers::spawn(&services, WorkerSet::ALL, config.worker_poll());
+                eprintln!("restdose matcher is running (workers only)");
+                tokio::signal::ctrl_c()
+                    .await
+                    .context("cannot wait for Ctrl-C")?;
+                Ok(())
+            }
             Some(Command::Migrate) => {
                 let store = restdose::open_store(&config).await?;
                 println!("migrations applied ({})", store.backend());
@@ -142,14 +161,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     })
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, no_workers: bool) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(&config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let app = restdose::Application::build(&config, Arc::new(SystemClock), listener).await?;
     let public = config.public_url()?;
     tracing::info!(listen = %config.listen, public_url = %public, backend = app.services.store.backend(), "restdose is serving");
     eprintln!("restdose is serving at {public}");
-    tokio::spawn(restdose::run_housekeeping(app.services.clone()));
+    if !no_workers {
+        restdose::workers::spawn(&app.services, WorkerSet::ALL, config.worker_poll());
+    }
     app.server.await.context("server failed")
 }
 

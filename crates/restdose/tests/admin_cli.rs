@@ -258,6 +258,8 @@ async fn practices_are_listed_and_decided_and_unverified_ones_cannot_be_approved
         password: "practice-passphrase-42".to_owned(),
     };
     services.sign_up_practice(&input, Lang::De).await.unwrap();
+    // Mails wait in the outbox until a delivery worker sends them; this test has none running.
+    assert_eq!(services.deliver_outbox_once().await.unwrap().sent, 1);
     let id = services.store.practices(None).await.unwrap()[0]
         .id
         .to_string();

@@ -102,6 +102,14 @@ fn zero_configuration_start_signs_up_into_the_file_outbox_and_confirms() {
     assert_eq!(status, 202);
 
     let data = dir.path().join("data");
+    // The mail leaves through the outbox; the delivery worker writes it within a poll or two.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::fs::read_dir(data.join("outbox")).map_or(0, |d| d.count()) == 0 {
+        assert!(Instant::now() < deadline, "no mail in data/outbox");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Let the writer finish the file it just created.
+    std::thread::sleep(Duration::from_millis(200));
     assert!(
         data.join("restdose.db").exists(),
         "SQLite file under ./data"
