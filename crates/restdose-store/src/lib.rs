@@ -7,11 +7,13 @@
 
 pub mod conformance;
 mod error;
+mod lifecycle;
 mod matcher;
 mod model;
 mod portal;
 
 pub use error::{StoreError, StoreResult};
+pub use lifecycle::*;
 pub use matcher::*;
 pub use model::*;
 pub use portal::*;

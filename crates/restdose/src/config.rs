@@ -57,6 +57,9 @@ pub struct Config {
     pub matcher_throttle_minutes: i64,
     /// Mails sent at the same time by the delivery worker.
     pub mail_parallel: usize,
+    /// A delivery worker holds the mails it took this long; after a crash another worker
+    /// sends them once the time is up.
+    pub mail_lease_seconds: i64,
     /// How often idle workers look for work, in milliseconds.
     pub worker_poll_ms: u64,
 }
@@ -100,6 +103,7 @@ impl Default for Config {
             matcher_initial_overbooking: 2.0,
             matcher_throttle_minutes: 30,
             mail_parallel: 4,
+            mail_lease_seconds: 120,
             worker_poll_ms: 1000,
         }
     }
@@ -188,6 +192,9 @@ impl Config {
         }
         if self.matcher_throttle_minutes < 0 {
             return Err(invalid("matcher_throttle_minutes", "must not be negative"));
+        }
+        if self.mail_lease_seconds < 1 {
+            return Err(invalid("mail_lease_seconds", "must be at least 1"));
         }
         if self.mail_parallel == 0 || self.worker_poll_ms == 0 {
             return Err(invalid(
@@ -288,6 +295,7 @@ impl Config {
     pub fn delivery_policy(&self) -> restdose_core::outbox::DeliveryPolicy {
         restdose_core::outbox::DeliveryPolicy {
             parallel: self.mail_parallel,
+            lease: chrono::Duration::seconds(self.mail_lease_seconds),
             ..restdose_core::outbox::DeliveryPolicy::default()
         }
     }
@@ -376,6 +384,9 @@ matcher_initial_overbooking = 2.0
 matcher_throttle_minutes = 30
 # Mails sent at the same time by the delivery worker (keep <= smtp_max_connections).
 mail_parallel = 4
+# A delivery worker holds the mails it took this long; after a crash another worker sends them
+# once the time is up (at-least-once delivery; a duplicate keeps its Message-ID).
+mail_lease_seconds = 120
 # How often idle workers look for work, in milliseconds.
 worker_poll_ms = 1000
 "#;
