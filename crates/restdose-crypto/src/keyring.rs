@@ -106,6 +106,28 @@ impl Keyring {
         self.current
     }
 
+    /// The ids of every encryption key held.
+    pub fn key_ids(&self) -> Vec<i32> {
+        self.encryption.keys().copied().collect()
+    }
+
+    /// Adds a fresh key with the next id and makes it current; older keys stay for reading
+    /// until `restdose keys rotate` has re-encrypted everything.
+    pub fn add_key(&mut self) -> Result<i32, CryptoError> {
+        let mut key = Zeroizing::new([0u8; KEY_BYTES]);
+        random_bytes(key.as_mut())?;
+        let id = self.encryption.keys().max().map_or(1, |max| max + 1);
+        self.encryption.insert(id, key);
+        self.current = id;
+        Ok(id)
+    }
+
+    /// Drops every key but the current one (after a completed rotation).
+    pub fn retire_old_keys(&mut self) {
+        let current = self.current;
+        self.encryption.retain(|id, _| *id == current);
+    }
+
     /// Encrypts under the current key. `aad` binds the ciphertext to its row (the row id), so
     /// a ciphertext copied into another row does not decrypt.
     pub fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Result<(i32, Vec<u8>), CryptoError> {
@@ -221,6 +243,24 @@ mod tests {
         assert_eq!(ring.blind_index("x"), again.blind_index("x"));
         assert_ne!(ring.blind_index("x"), ring.blind_index("y"));
         assert!(!format!("{ring:?}").contains(&ring.to_toml()[100..120]));
+    }
+
+    #[test]
+    fn a_new_key_becomes_current_and_old_ones_still_read_until_retired() {
+        let mut ring = Keyring::generate().unwrap();
+        let (old_id, old) = ring.encrypt(b"x", b"r").unwrap();
+        assert_eq!(ring.add_key().unwrap(), 2);
+        let (new_id, new) = ring.encrypt(b"y", b"r").unwrap();
+        assert_eq!((old_id, new_id), (1, 2));
+        assert_eq!(ring.decrypt(1, &old, b"r").unwrap().as_slice(), b"x");
+        let index_before = ring.blind_index("a");
+        ring.retire_old_keys();
+        assert_eq!(ring.key_ids(), vec![2]);
+        assert!(ring.decrypt(1, &old, b"r").is_err());
+        assert_eq!(ring.decrypt(2, &new, b"r").unwrap().as_slice(), b"y");
+        assert_eq!(ring.blind_index("a"), index_before, "the blind-index key does not rotate");
+        let reloaded = Keyring::from_toml(&ring.to_toml()).unwrap();
+        assert_eq!(reloaded.current_key_id(), 2);
     }
 
     #[test]

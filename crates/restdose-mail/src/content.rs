@@ -109,6 +109,12 @@ pub enum BookingTemplate<'a> {
         manage_url: &'a str,
         unsubscribe_url: &'a str,
     },
+    /// Paused for long: the data goes in `days` days unless the person resumes.
+    InactivityWarning {
+        days: i64,
+        manage_url: &'a str,
+        unsubscribe_url: &'a str,
+    },
     /// Three invitations in a row went unanswered: offers stop until the person resumes.
     PausedAfterSilence {
         manage_url: &'a str,
@@ -412,6 +418,22 @@ pub fn render_booking(lang: Lang, template: &BookingTemplate<'_>) -> MailContent
                 &[after],
                 Some((manage_url, unsubscribe_url)),
             )
+        }
+        BookingTemplate::InactivityWarning { days, manage_url, unsubscribe_url } => {
+            let (subject, body, button) = if de {
+                (
+                    "Ihre Anmeldung ist seit Langem pausiert",
+                    format!("Sie haben Ihre Angebote vor langer Zeit pausiert. Wenn Sie nicht fortsetzen, löschen wir Ihre Daten in {days} Tagen."),
+                    "Fortsetzen oder Daten ansehen",
+                )
+            } else {
+                (
+                    "Your sign-up has been paused for a long time",
+                    format!("You paused your offers a long time ago. Unless you resume, we delete your data in {days} days."),
+                    "Resume or see your data",
+                )
+            };
+            compose(lang, subject, &[&body], Some((button, manage_url)), &[], Some((manage_url, unsubscribe_url)))
         }
         BookingTemplate::PausedAfterSilence {
             manage_url,

@@ -62,6 +62,8 @@ pub struct Config {
     pub mail_lease_seconds: i64,
     /// How often idle workers look for work, in milliseconds.
     pub worker_poll_ms: u64,
+    /// Allow the automatically generated development keys on a public URL (a demo only).
+    pub demo: bool,
 }
 
 fn redact_secret<S: serde::Serializer>(
@@ -105,6 +107,7 @@ impl Default for Config {
             mail_parallel: 4,
             mail_lease_seconds: 120,
             worker_poll_ms: 1000,
+            demo: false,
         }
     }
 }
@@ -276,6 +279,17 @@ impl Config {
         })
     }
 
+    /// Whether the public URL points at this machine only (development).
+    pub fn public_url_is_local(&self) -> Result<bool, ConfigError> {
+        let url = self.public_url()?;
+        Ok(match url.host() {
+            Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        })
+    }
+
     pub fn worker_poll(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.worker_poll_ms)
     }
@@ -389,6 +403,10 @@ mail_parallel = 4
 mail_lease_seconds = 120
 # How often idle workers look for work, in milliseconds.
 worker_poll_ms = 1000
+
+# Allow the automatically generated development keys on a public (non-local) URL. Only for a
+# demo: anyone with the data directory can read every stored address.
+demo = false
 "#;
 
 #[cfg(test)]

@@ -10,6 +10,17 @@ use crate::Config;
 /// missing, generates one and warns loudly: fine on a laptop, never in production.
 pub fn load_or_create_keys(config: &Config) -> anyhow::Result<Keyring> {
     let path = config.keys_path();
+    // Development keys sit next to the data they protect; on a public address that is a
+    // production set-up with the key under the doormat.
+    if config.keys_file.is_none() && !config.public_url_is_local()? && !config.demo {
+        anyhow::bail!(
+            "refusing to use development keys ({}) with the public URL {}: create keys with \
+             `restdose keys generate > /etc/restdose/keys.toml`, set RESTDOSE_KEYS_FILE, or set \
+             RESTDOSE_DEMO=true if this really is a demo",
+            path.display(),
+            config.public_url()?
+        );
+    }
     if path.exists() {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read key file {}", path.display()))?;

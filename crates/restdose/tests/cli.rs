@@ -182,6 +182,44 @@ fn migrate_creates_the_database_and_config_example_is_complete() {
 }
 
 #[test]
+fn development_keys_are_refused_on_a_public_url_unless_it_is_a_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = restdose(dir.path())
+        .env("RESTDOSE_PUBLIC_URL", "https://restdose.example.org")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "migrate needs no keys");
+    let port = free_port();
+    let out = restdose(dir.path())
+        .env("RESTDOSE_PUBLIC_URL", "https://restdose.example.org")
+        .env("RESTDOSE_LISTEN", format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("refusing to use development keys"), "{stderr}");
+    assert!(!dir.path().join("data/keys.toml").exists(), "no key was generated");
+
+    let _demo = Running(
+        restdose(dir.path())
+            .env("RESTDOSE_PUBLIC_URL", "https://restdose.example.org")
+            .env("RESTDOSE_DEMO", "true")
+            .env("RESTDOSE_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the demo did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(dir.path().join("data/keys.toml").exists());
+}
+
+#[test]
 fn keys_generate_prints_a_usable_key_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = restdose(dir.path())
