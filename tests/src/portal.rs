@@ -282,3 +282,48 @@ pub async fn registrant_id(app: &TestApp, manage_path: &str) -> Uuid {
     .expect("the manage link works")
     .registrant_id
 }
+
+/// Like `approved_practice`, for a practice at another address (e.g. in another postcode
+/// area than the default Berlin 10115).
+pub async fn approved_practice_at(
+    app: &TestApp,
+    prefix: &str,
+    street: &str,
+    postcode: &str,
+    city: &str,
+) -> Practice {
+    let email = crate::unique_email(prefix);
+    let fields: Vec<(&str, String)> = sign_up_fields(&email)
+        .into_iter()
+        .map(|(key, value)| match key {
+            "street" => (key, street.to_owned()),
+            "postcode" => (key, postcode.to_owned()),
+            "city" => (key, city.to_owned()),
+            _ => (key, value),
+        })
+        .collect();
+    let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let before = app.smtp.count_for(&email);
+    let response = Browser::new(app)
+        .submit("/portal/signup", "/portal/signup", &form)
+        .await;
+    assert_eq!(
+        response.status(),
+        200,
+        "sign-up: {}",
+        response.text().await.unwrap()
+    );
+    let mail = app.smtp.wait_for(&email, before + 1).await.pop().unwrap();
+    let verify = mail.link_path("/portal/verify/");
+    assert_eq!(Browser::new(app).post(&verify, &[]).await.status(), 200);
+    let id = account_id(app, &email).await;
+    app.services
+        .decide_practice_as_operator(id, Decision::Approve)
+        .await
+        .unwrap();
+    app.smtp
+        .wait_for_matching(&email, |m| m.subject().contains("freigeschaltet"))
+        .await;
+    let browser = logged_in(app, &email, PASSWORD).await;
+    Practice { browser, id, email }
+}

@@ -340,7 +340,8 @@ impl Services {
             .unwrap_or_else(|_| email.trim().to_ascii_lowercase());
         let mut keys = vec![format!("account:{}", sha256_hex(&normalised))];
         if let Some(ip) = client_ip {
-            keys.push(format!("ip:{ip}"));
+            // Hashed like the address: the throttle table holds no client address.
+            keys.push(format!("ip:{}", sha256_hex(ip)));
         }
         for key in &keys {
             if let Some(until) = self

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod api_tokens;
 mod error;
+pub mod lifecycle;
 mod links;
 pub mod maintenance;
 pub mod matcher;
@@ -108,4 +109,5 @@ pub struct Services {
     pub neighbours: Arc<NeighbourIndex>,
     pub matcher: matcher::MatcherPolicy,
     pub delivery: outbox::DeliveryPolicy,
+    pub retention: lifecycle::RetentionPolicy,
 }

@@ -1,6 +1,6 @@
 //! Housekeeping that keeps the promises made in every mail: unconfirmed sign-ups disappear
 //! once their confirmation link has expired, and expired links are forgotten.
-//! (The full 24-hours-after-the-appointment purge arrives with offers and bookings.)
+//! `purge_once` (lifecycle.rs) runs this together with the 24-hours-after-the-appointment purge.
 
 use crate::{ServiceError, Services};
 

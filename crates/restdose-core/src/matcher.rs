@@ -69,6 +69,8 @@ pub enum WaveOutcome {
     Filled { offer_id: Uuid },
     /// Nobody qualifies right now; looked at again later.
     NoCandidates { offer_id: Uuid },
+    /// The practice is not approved (any more); looked at again later.
+    PracticeNotApproved { offer_id: Uuid },
 }
 
 /// What the person sees on the invitation page.
@@ -147,6 +149,20 @@ impl Services {
             .offer_progress(offer.id)
             .await?
             .ok_or(ServiceError::NotFound)?;
+        let practice = self
+            .store
+            .practice(offer.practice_id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        if practice.status != restdose_store::PracticeStatus::Approved {
+            // A suspended (or rejected) practice's offers invite nobody until it is approved.
+            self.store
+                .reschedule_offer(offer.id, Some(now + policy.retry_empty))
+                .await?;
+            return Ok(Some(WaveOutcome::PracticeNotApproved {
+                offer_id: offer.id,
+            }));
+        }
         let remaining = offer.doses - progress.claimed;
         if remaining <= 0 {
             self.store.reschedule_offer(offer.id, None).await?;
@@ -190,11 +206,6 @@ impl Services {
             return Ok(Some(WaveOutcome::NoCandidates { offer_id: offer.id }));
         }
 
-        let practice = self
-            .store
-            .practice(offer.practice_id)
-            .await?
-            .ok_or(ServiceError::NotFound)?;
         let expires_at = (now + claim_window).min(offer.ends_at);
         let window = self.format_window(offer.starts_at, offer.ends_at);
         let answer_by = self.local_time(expires_at);
@@ -239,7 +250,7 @@ impl Services {
                     distance_km: candidate.distance_km,
                     expires_at,
                 },
-                self.outbox_row(&mail, now)?,
+                self.outbox_row_about(&mail, now, Some(candidate.registrant_id), Some(offer.id))?,
             ));
         }
         // The self-service links in the mails must work; a token for someone the wave then
@@ -303,7 +314,11 @@ impl Services {
                 .await?;
             if self
                 .store
-                .pause_for_silence(registrant.id, now, &self.outbox_row(&mail, now)?)
+                .pause_for_silence(
+                    registrant.id,
+                    now,
+                    &self.outbox_row_about(&mail, now, Some(registrant.id), None)?,
+                )
                 .await?
             {
                 report.paused += 1;
@@ -405,7 +420,12 @@ impl Services {
             booking_id,
             code: code.as_str().to_owned(),
             booking_token_hash: booking_token.hash(),
-            confirmation: self.outbox_row(&mail, now)?,
+            confirmation: self.outbox_row_about(
+                &mail,
+                now,
+                Some(registrant.id),
+                Some(view.offer.id),
+            )?,
         };
         self.store
             .insert_tokens(std::slice::from_ref(&manage_row))
@@ -473,7 +493,10 @@ impl Services {
 
     /// Whether an invitation is still worth answering (for the page).
     pub fn invitation_open(&self, view: &InvitationView) -> bool {
+        let now = self.clock.now();
         view.invitation.status == InvitationStatus::Open
-            && view.invitation.expires_at > self.clock.now()
+            && view.invitation.expires_at > now
+            && view.offer.status == restdose_store::OfferStatus::Open
+            && view.offer.ends_at > now
     }
 }

@@ -329,12 +329,18 @@ impl Services {
             .value(None)
             .filter(|n| (1..=MAX_DOSES).contains(n))
             .ok_or_else(|| ServiceError::Validation(vec![err("doses", "invalid_doses")]))?;
+        let total =
+            self.store
+                .add_doses(offer_id, more as i32)
+                .await?
+                .ok_or(ServiceError::Conflict(
+                    "the offer is not open, or would exceed 1000 doses",
+                ))?;
+        // A full offer waits for nothing; new doses must reach people at once.
         self.store
-            .add_doses(offer_id, more as i32)
-            .await?
-            .ok_or(ServiceError::Conflict(
-                "the offer is not open, or would exceed 1000 doses",
-            ))
+            .reschedule_offer(offer_id, Some(self.clock.now()))
+            .await?;
+        Ok(total)
     }
 
     /// Stops inviting; bookings already made stay valid.
@@ -362,6 +368,10 @@ impl Services {
         offer_id: Uuid,
     ) -> Result<usize, ServiceError> {
         let offer = self.own_offer(principal, offer_id).await?;
+        if offer.ends_at <= self.clock.now() {
+            // Nobody should get a cancellation mail after their appointment.
+            return Err(ServiceError::Conflict("the appointment window is over"));
+        }
         let holders = self
             .store
             .booked_registrants(offer_id, BookingStatus::Booked)
@@ -442,7 +452,9 @@ impl Services {
             message_id: self.links.message_id(Uuid::new_v4()),
             content,
         };
-        self.enqueue(&mail).await
+        let row = self.outbox_row_about(&mail, now, Some(registrant_id), None)?;
+        self.store.enqueue_mails(std::slice::from_ref(&row)).await?;
+        Ok(())
     }
 
     /// "04.05.2026 16:00–18:00" in the service's time zone.

@@ -47,11 +47,23 @@ pub struct DeliveryReport {
 }
 
 impl Services {
-    /// Encrypts a mail into an outbox row due now.
+    /// Encrypts a mail that concerns no person on the list (e.g. to a practice).
     pub fn outbox_row(
         &self,
         mail: &OutgoingMail,
         now: DateTime<Utc>,
+    ) -> Result<OutboxRow, ServiceError> {
+        self.outbox_row_about(mail, now, None, None)
+    }
+
+    /// Encrypts a mail into an outbox row due now, tied to the person and the offer it
+    /// concerns: purging either deletes the mail too if it is still waiting.
+    pub fn outbox_row_about(
+        &self,
+        mail: &OutgoingMail,
+        now: DateTime<Utc>,
+        registrant_id: Option<Uuid>,
+        offer_id: Option<Uuid>,
     ) -> Result<OutboxRow, ServiceError> {
         let id = Uuid::new_v4();
         let json = serde_json::to_vec(mail).map_err(|e| ServiceError::Internal(e.to_string()))?;
@@ -63,6 +75,8 @@ impl Services {
             created_at: now,
             attempts: 0,
             next_attempt_at: now,
+            registrant_id,
+            offer_id,
         })
     }
 

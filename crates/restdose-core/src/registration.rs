@@ -60,7 +60,7 @@ impl Services {
             self.token(&manage, id, TokenPurpose::Manage, now),
         ];
         let mail = self.confirmation_mail(&request.email, request.lang, &confirm, &manage);
-        let outbox = self.outbox_row(&mail, now)?;
+        let outbox = self.outbox_row_about(&mail, now, Some(id), None)?;
         // The person, their links and the confirmation mail are stored together: the answer
         // does not wait for the mail server, and no mail is lost if it is down.
         match self
@@ -132,7 +132,7 @@ impl Services {
             );
             (tokens, mail)
         };
-        let outbox = self.outbox_row(&mail, now)?;
+        let outbox = self.outbox_row_about(&mail, now, Some(existing.id), None)?;
         if let Err(e) = self
             .store
             .insert_tokens_with_mails(&tokens, std::slice::from_ref(&outbox))
@@ -172,6 +172,15 @@ impl Services {
         self.store
             .insert_tokens(&[self.token(&manage, id, TokenPurpose::Manage, now)])
             .await?;
+        // Count each person once, at their first confirmation (a second link may confirm
+        // again). Stored times are rounded (milliseconds, microseconds), hence the tolerance.
+        if let Some(person) = self.store.registrant(id).await?
+            && person
+                .confirmed_at
+                .is_some_and(|at| (now - at).num_milliseconds().abs() < 1000)
+        {
+            self.count_signup(&person.postcode, now).await?;
+        }
         tracing::info!(registrant = %id, "registrant confirmed");
         Ok(manage)
     }

@@ -258,7 +258,11 @@ mod tests {
         assert_eq!(ring.key_ids(), vec![2]);
         assert!(ring.decrypt(1, &old, b"r").is_err());
         assert_eq!(ring.decrypt(2, &new, b"r").unwrap().as_slice(), b"y");
-        assert_eq!(ring.blind_index("a"), index_before, "the blind-index key does not rotate");
+        assert_eq!(
+            ring.blind_index("a"),
+            index_before,
+            "the blind-index key does not rotate"
+        );
         let reloaded = Keyring::from_toml(&ring.to_toml()).unwrap();
         assert_eq!(reloaded.current_key_id(), 2);
     }

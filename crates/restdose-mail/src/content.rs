@@ -419,21 +419,36 @@ pub fn render_booking(lang: Lang, template: &BookingTemplate<'_>) -> MailContent
                 Some((manage_url, unsubscribe_url)),
             )
         }
-        BookingTemplate::InactivityWarning { days, manage_url, unsubscribe_url } => {
+        BookingTemplate::InactivityWarning {
+            days,
+            manage_url,
+            unsubscribe_url,
+        } => {
             let (subject, body, button) = if de {
                 (
                     "Ihre Anmeldung ist seit Langem pausiert",
-                    format!("Sie haben Ihre Angebote vor langer Zeit pausiert. Wenn Sie nicht fortsetzen, löschen wir Ihre Daten in {days} Tagen."),
+                    format!(
+                        "Sie haben Ihre Angebote vor langer Zeit pausiert. Wenn Sie nicht fortsetzen, löschen wir Ihre Daten in {days} Tagen."
+                    ),
                     "Fortsetzen oder Daten ansehen",
                 )
             } else {
                 (
                     "Your sign-up has been paused for a long time",
-                    format!("You paused your offers a long time ago. Unless you resume, we delete your data in {days} days."),
+                    format!(
+                        "You paused your offers a long time ago. Unless you resume, we delete your data in {days} days."
+                    ),
                     "Resume or see your data",
                 )
             };
-            compose(lang, subject, &[&body], Some((button, manage_url)), &[], Some((manage_url, unsubscribe_url)))
+            compose(
+                lang,
+                subject,
+                &[&body],
+                Some((button, manage_url)),
+                &[],
+                Some((manage_url, unsubscribe_url)),
+            )
         }
         BookingTemplate::PausedAfterSilence {
             manage_url,

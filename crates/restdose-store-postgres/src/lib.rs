@@ -17,6 +17,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
+mod lifecycle;
 mod matcher;
 mod portal;
 
@@ -398,7 +399,10 @@ impl Store for PgStore {
                 paused_at = CASE \
                     WHEN status = 'active' AND $2 THEN $3 \
                     WHEN status = 'paused' AND NOT $2 THEN NULL \
-                    ELSE paused_at END \
+                    ELSE paused_at END, \
+                inactivity_warned_at = CASE \
+                    WHEN NOT $2 THEN NULL \
+                    ELSE inactivity_warned_at END \
              WHERE id = $1 \
              RETURNING status",
         )
@@ -416,12 +420,33 @@ impl Store for PgStore {
 
     #[tracing::instrument(skip_all, fields(id = %id))]
     async fn delete_registrant(&self, id: Uuid) -> StoreResult<bool> {
-        // Tokens go with the row (ON DELETE CASCADE).
+        // A booked dose goes back to its offer (due again at once) instead of waiting for
+        // someone who no longer exists. Tokens, invitations and mails go with the row
+        // (ON DELETE CASCADE); the booking stays, cancelled, for the practice's count.
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query(
+            "UPDATE offers SET claimed = GREATEST(claimed - 1, 0), next_wave_at = NULL \
+             WHERE status = 'open' AND id IN \
+             (SELECT offer_id FROM bookings WHERE registrant_id = $1 AND status = 'booked')",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query(
+            "UPDATE bookings SET status = 'cancelled', registrant_id = NULL, invitation_id = NULL \
+             WHERE registrant_id = $1 AND status = 'booked'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         let done = sqlx::query("DELETE FROM registrants WHERE id = $1")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
         Ok(done.rows_affected() > 0)
     }
 

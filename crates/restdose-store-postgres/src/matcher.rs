@@ -150,6 +150,8 @@ struct OutboxDbRow {
     created_at: DateTime<Utc>,
     attempts: i32,
     next_attempt_at: DateTime<Utc>,
+    registrant_id: Option<Uuid>,
+    offer_id: Option<Uuid>,
 }
 
 impl From<OutboxDbRow> for OutboxRow {
@@ -161,6 +163,8 @@ impl From<OutboxDbRow> for OutboxRow {
             created_at: row.created_at,
             attempts: row.attempts,
             next_attempt_at: row.next_attempt_at,
+            registrant_id: row.registrant_id,
+            offer_id: row.offer_id,
         }
     }
 }
@@ -173,8 +177,9 @@ pub(crate) async fn insert_outbox_on(
 ) -> StoreResult<()> {
     for row in rows {
         sqlx::query(
-            "INSERT INTO outbox (id, key_id, payload, created_at, attempts, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO outbox (id, key_id, payload, created_at, attempts, next_attempt_at, \
+                 registrant_id, offer_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(row.id)
         .bind(row.key_id)
@@ -182,6 +187,8 @@ pub(crate) async fn insert_outbox_on(
         .bind(row.created_at)
         .bind(row.attempts)
         .bind(row.next_attempt_at)
+        .bind(row.registrant_id)
+        .bind(row.offer_id)
         .execute(&mut *conn)
         .await
         .map_err(db_error)?;
@@ -675,7 +682,8 @@ impl MatcherStore for PgStore {
                  ORDER BY next_attempt_at, created_at, id \
                  LIMIT $3 \
                  FOR UPDATE SKIP LOCKED) \
-             RETURNING id, key_id, payload, created_at, attempts, next_attempt_at",
+             RETURNING id, key_id, payload, created_at, attempts, next_attempt_at, \
+                 registrant_id, offer_id",
         )
         .bind(now)
         .bind(lease_until)

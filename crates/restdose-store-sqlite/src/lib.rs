@@ -22,6 +22,7 @@ use sqlx::sqlite::{
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
+mod lifecycle;
 mod matcher;
 mod portal;
 
@@ -458,7 +459,10 @@ impl Store for SqliteStore {
                 paused_at = CASE \
                     WHEN status = 'active' AND ?2 THEN ?3 \
                     WHEN status = 'paused' AND NOT ?2 THEN NULL \
-                    ELSE paused_at END \
+                    ELSE paused_at END, \
+                inactivity_warned_at = CASE \
+                    WHEN NOT ?2 THEN NULL \
+                    ELSE inactivity_warned_at END \
              WHERE id = ?1 \
              RETURNING status",
         )
@@ -476,12 +480,38 @@ impl Store for SqliteStore {
 
     #[tracing::instrument(skip_all, fields(id = %id))]
     async fn delete_registrant(&self, id: Uuid) -> StoreResult<bool> {
-        // Tokens go with the row (ON DELETE CASCADE; foreign keys are on for every connection).
-        let done = sqlx::query("DELETE FROM registrants WHERE id = ?1")
-            .bind(id)
-            .execute(&self.pool)
+        // A booked dose goes back to its offer (due again at once) instead of waiting for
+        // someone who no longer exists. Tokens, invitations and mails go with the row
+        // (ON DELETE CASCADE; foreign keys are on for every connection); the booking stays,
+        // cancelled, for the practice's count.
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(db_error)?;
+        sqlx::query(
+            "UPDATE offers SET claimed = MAX(claimed - 1, 0), next_wave_at = NULL \
+             WHERE status = 'open' AND id IN \
+             (SELECT offer_id FROM bookings WHERE registrant_id = ?1 AND status = 'booked')",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        sqlx::query(
+            "UPDATE bookings SET status = 'cancelled', registrant_id = NULL, invitation_id = NULL \
+             WHERE registrant_id = ?1 AND status = 'booked'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let done = sqlx::query("DELETE FROM registrants WHERE id = ?1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -136,6 +136,8 @@ struct OutboxDbRow {
     created_at: i64,
     attempts: i64,
     next_attempt_at: i64,
+    registrant_id: Option<Uuid>,
+    offer_id: Option<Uuid>,
 }
 
 impl TryFrom<OutboxDbRow> for OutboxRow {
@@ -149,6 +151,8 @@ impl TryFrom<OutboxDbRow> for OutboxRow {
             created_at: from_millis(row.created_at)?,
             attempts: int(row.attempts, "attempts", row.id)?,
             next_attempt_at: from_millis(row.next_attempt_at)?,
+            registrant_id: row.registrant_id,
+            offer_id: row.offer_id,
         })
     }
 }
@@ -161,8 +165,9 @@ pub(crate) async fn insert_outbox_on(
 ) -> StoreResult<()> {
     for row in rows {
         sqlx::query(
-            "INSERT INTO outbox (id, key_id, payload, created_at, attempts, next_attempt_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO outbox (id, key_id, payload, created_at, attempts, next_attempt_at, \
+                 registrant_id, offer_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .bind(row.id)
         .bind(row.key_id)
@@ -170,6 +175,8 @@ pub(crate) async fn insert_outbox_on(
         .bind(millis(row.created_at))
         .bind(row.attempts)
         .bind(millis(row.next_attempt_at))
+        .bind(row.registrant_id)
+        .bind(row.offer_id)
         .execute(&mut *conn)
         .await
         .map_err(db_error)?;
@@ -655,7 +662,8 @@ impl MatcherStore for SqliteStore {
                  WHERE next_attempt_at <= ?1 AND (locked_until IS NULL OR locked_until <= ?1) \
                  ORDER BY next_attempt_at, created_at, id \
                  LIMIT ?3) \
-             RETURNING id, key_id, payload, created_at, attempts, next_attempt_at",
+             RETURNING id, key_id, payload, created_at, attempts, next_attempt_at, \
+                 registrant_id, offer_id",
         )
         .bind(millis(now))
         .bind(millis(lease_until))

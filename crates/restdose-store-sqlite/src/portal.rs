@@ -796,6 +796,15 @@ impl PortalStore for SqliteStore {
             .await
             .map_err(db_error)?;
         }
+        // Open invitations of a finished offer cannot be claimed any more: end them now, so
+        // their people can be invited elsewhere and the silence does not count against them.
+        sqlx::query(
+            "UPDATE invitations SET status = 'expired' WHERE offer_id = ?1 AND status = 'open'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         Ok(true)
     }

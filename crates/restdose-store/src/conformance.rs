@@ -11,7 +11,9 @@
 //! The registrant cases live here; the practice portal's (`PortalStore`) in `accounts.rs`
 //! (accounts, links, sessions, throttling, API tokens) and `offers.rs` (offers, bookings); the
 //! matcher's and the outbox's (`MatcherStore`) in `matcher.rs`, which take a
-//! [`MatcherCaseStore`] (see there for the few cases that need a database of their own).
+//! [`MatcherCaseStore`] (see there for the few cases that need a database of their own); the
+//! data lifecycle's (`LifecycleStore`: purges, counters, inactivity, key rotation) in
+//! `lifecycle.rs`, which run in an era of their own (see there).
 //!
 //! To add a case: write the `pub async fn`, then add its name to [`CASES`] and to
 //! [`conformance_cases!`](crate::conformance_cases) (the harness checks that both agree).
@@ -19,10 +21,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod accounts;
+mod lifecycle;
 mod matcher;
 mod offers;
 
 pub use accounts::*;
+pub use lifecycle::*;
 pub use matcher::*;
 pub use offers::*;
 
@@ -118,6 +122,18 @@ pub const CASES: &[&str] = &[
     "outbox_hands_out_due_mails_oldest_first_with_leases_and_backoff",
     "sign_up_and_links_are_stored_with_their_mails",
     "deleting_a_registrant_removes_their_invitations",
+    "deleting_a_person_with_a_booking_frees_the_dose",
+    "finishing_an_offer_ends_its_open_invitations_without_counting_them",
+    // data lifecycle: lifecycle.rs
+    "purge_deletes_a_finished_offer_with_the_people_who_came",
+    "purge_counters_add_up_per_day_and_area",
+    "racing_purges_purge_each_offer_once",
+    "stats_are_bumped_and_read_by_day_range",
+    "expired_sessions_account_links_and_old_login_failures_are_purged",
+    "paused_people_are_warned_and_purged_only_while_still_paused",
+    "purge_preview_counts_what_the_purges_delete",
+    "key_rotation_walks_both_columns_and_swaps_only_unchanged_ciphertexts",
+    "deleting_a_registrant_or_an_offer_deletes_their_mails",
 ];
 
 /// Calls `$callback! { case_a, case_b, ... }` with the name of every case in this module, so a
@@ -210,6 +226,17 @@ macro_rules! conformance_cases {
             outbox_hands_out_due_mails_oldest_first_with_leases_and_backoff,
             sign_up_and_links_are_stored_with_their_mails,
             deleting_a_registrant_removes_their_invitations,
+            deleting_a_person_with_a_booking_frees_the_dose,
+            finishing_an_offer_ends_its_open_invitations_without_counting_them,
+            purge_deletes_a_finished_offer_with_the_people_who_came,
+            purge_counters_add_up_per_day_and_area,
+            racing_purges_purge_each_offer_once,
+            stats_are_bumped_and_read_by_day_range,
+            expired_sessions_account_links_and_old_login_failures_are_purged,
+            paused_people_are_warned_and_purged_only_while_still_paused,
+            purge_preview_counts_what_the_purges_delete,
+            key_rotation_walks_both_columns_and_swaps_only_unchanged_ciphertexts,
+            deleting_a_registrant_or_an_offer_deletes_their_mails,
         }
     };
 }

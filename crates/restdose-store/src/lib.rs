@@ -23,8 +23,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 #[async_trait]
-pub trait Store: PortalStore + MatcherStore + Send + Sync + 'static {
-    /// "postgres" or "sqlite", for logs and `/readyz`.
+pub trait Store: PortalStore + MatcherStore + LifecycleStore + Send + Sync + 'static {
+    /// "postgres" or "sqlite", for logs.
     fn backend(&self) -> &'static str;
 
     /// Applies the embedded migrations (forward only).

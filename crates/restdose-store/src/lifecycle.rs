@@ -90,7 +90,10 @@ pub struct Ciphertext {
 
 impl std::fmt::Debug for Ciphertext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ciphertext").field("id", &self.id).field("key_id", &self.key_id).finish_non_exhaustive()
+        f.debug_struct("Ciphertext")
+            .field("id", &self.id)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -112,10 +115,20 @@ pub trait LifecycleStore: Send + Sync {
     /// registrants holding a booking of it with status booked, checked_in or no_show (their
     /// tokens, invitations and outbox rows go by cascade), then deletes the offer (its
     /// invitations, bookings and outbox rows go by cascade).
-    async fn purge_finished_offers(&self, ended_before: DateTime<Utc>, limit: u32) -> StoreResult<Vec<PurgedOffer>>;
+    async fn purge_finished_offers(
+        &self,
+        ended_before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<PurgedOffer>>;
 
     /// Adds `by` to a counter (creating it).
-    async fn bump_stat(&self, day: NaiveDate, area: &str, metric: Metric, by: i64) -> StoreResult<()>;
+    async fn bump_stat(
+        &self,
+        day: NaiveDate,
+        area: &str,
+        metric: Metric,
+        by: i64,
+    ) -> StoreResult<()>;
 
     /// Counters with `from <= day <= to`, ordered by day, area, metric.
     async fn stats(&self, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<StatRow>>;
@@ -131,11 +144,20 @@ pub trait LifecycleStore: Send + Sync {
     async fn purge_old_login_failures(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
     /// Paused people with `paused_at < paused_before` not warned yet, at most `limit`.
-    async fn paused_to_warn(&self, paused_before: DateTime<Utc>, limit: u32) -> StoreResult<Vec<Registrant>>;
+    async fn paused_to_warn(
+        &self,
+        paused_before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Registrant>>;
 
     /// Records the warning (`inactivity_warned_at = now`) and stores its mail, atomically;
     /// false when the person is no longer paused.
-    async fn mark_inactivity_warned(&self, registrant_id: Uuid, now: DateTime<Utc>, mail: &OutboxRow) -> StoreResult<bool>;
+    async fn mark_inactivity_warned(
+        &self,
+        registrant_id: Uuid,
+        now: DateTime<Utc>,
+        mail: &OutboxRow,
+    ) -> StoreResult<bool>;
 
     /// Deletes people still paused whose warning is older than `warned_before`; returns how many.
     async fn purge_inactive_paused(&self, warned_before: DateTime<Utc>) -> StoreResult<u64>;
@@ -153,11 +175,22 @@ pub trait LifecycleStore: Send + Sync {
 
     /// Up to `limit` ciphertexts of `column` not under `key_id`, by row id (stable order, so a
     /// rotation walks the table once).
-    async fn ciphertexts_not_under(&self, column: EncryptedColumn, key_id: i32, limit: u32) -> StoreResult<Vec<Ciphertext>>;
+    async fn ciphertexts_not_under(
+        &self,
+        column: EncryptedColumn,
+        key_id: i32,
+        limit: u32,
+    ) -> StoreResult<Vec<Ciphertext>>;
 
     /// Replaces a ciphertext if the row still holds `old` (compare-and-swap, so a concurrent
     /// write is never overwritten); false otherwise.
-    async fn replace_ciphertext(&self, column: EncryptedColumn, old: &Ciphertext, new_key_id: i32, new_blob: &[u8]) -> StoreResult<bool>;
+    async fn replace_ciphertext(
+        &self,
+        column: EncryptedColumn,
+        old: &Ciphertext,
+        new_key_id: i32,
+        new_blob: &[u8],
+    ) -> StoreResult<bool>;
 
     /// How many ciphertexts of `column` are under each key id.
     async fn ciphertexts_by_key(&self, column: EncryptedColumn) -> StoreResult<Vec<(i32, u64)>>;

@@ -28,6 +28,10 @@ pub struct OutboxRow {
     pub created_at: DateTime<Utc>,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
+    /// The person the mail is about (or to): the mail goes when they are deleted.
+    pub registrant_id: Option<Uuid>,
+    /// The offer the mail concerns: the mail goes when the offer is deleted or purged.
+    pub offer_id: Option<Uuid>,
 }
 
 impl fmt::Debug for OutboxRow {

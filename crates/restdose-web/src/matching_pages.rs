@@ -165,12 +165,13 @@ async fn decline(
     token: web::Path<String>,
 ) -> HttpResponse {
     match state.services.decline(&token).await {
-        Ok(_) => HttpResponse::SeeOther()
-            .insert_header((
-                header::LOCATION,
-                format!("/invitations/{token}?notice=declined"),
-            ))
-            .finish(),
+        Ok(declined) => {
+            // Only say "declined" when it was; otherwise the page shows the real state.
+            let notice = if declined { "?notice=declined" } else { "" };
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, format!("/invitations/{token}{notice}")))
+                .finish()
+        }
         Err(e) => failure(&state, &request_lang(&req), &e),
     }
 }
@@ -233,12 +234,12 @@ async fn cancel(
     token: web::Path<String>,
 ) -> HttpResponse {
     match state.services.cancel_booking(&token).await {
-        Ok(_) => HttpResponse::SeeOther()
-            .insert_header((
-                header::LOCATION,
-                format!("/bookings/{token}?notice=cancelled"),
-            ))
-            .finish(),
+        Ok(cancelled) => {
+            let notice = if cancelled { "?notice=cancelled" } else { "" };
+            HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, format!("/bookings/{token}{notice}")))
+                .finish()
+        }
         Err(e) => failure(&state, &request_lang(&req), &e),
     }
 }

@@ -182,9 +182,9 @@ async fn decide(services: &Services, id: Uuid, decision: Decision) -> anyhow::Re
     // The mail waits in the outbox; send it now rather than at the next start of a worker.
     let delivered = services.deliver_outbox_once().await?;
     let told = if delivered.failed == 0 {
-        "the practice has been told by e-mail"
+        "the mail to the practice is sent or queued for the delivery worker"
     } else {
-        "the mail to the practice is queued and will be retried by the delivery worker"
+        "the mail to the practice is queued; delivery failed just now and the worker retries"
     };
     println!(
         "{} is now {}; {told} ({})",

@@ -64,6 +64,13 @@ pub struct Config {
     pub worker_poll_ms: u64,
     /// Allow the automatically generated development keys on a public URL (a demo only).
     pub demo: bool,
+    /// Everything about an offer and the people who booked it is deleted this many hours after
+    /// the appointment window ends.
+    pub retention_hours_after_appointment: i64,
+    /// People paused this many days get a warning mail...
+    pub paused_warning_days: i64,
+    /// ...and are deleted this many days after it if still paused.
+    pub paused_grace_days: i64,
 }
 
 fn redact_secret<S: serde::Serializer>(
@@ -108,6 +115,9 @@ impl Default for Config {
             mail_lease_seconds: 120,
             worker_poll_ms: 1000,
             demo: false,
+            retention_hours_after_appointment: 24,
+            paused_warning_days: 90,
+            paused_grace_days: 14,
         }
     }
 }
@@ -199,11 +209,11 @@ impl Config {
         if self.mail_lease_seconds < 1 {
             return Err(invalid("mail_lease_seconds", "must be at least 1"));
         }
-        if self.mail_parallel == 0 || self.worker_poll_ms == 0 {
-            return Err(invalid(
-                "mail_parallel / worker_poll_ms",
-                "must be at least 1",
-            ));
+        if self.mail_parallel == 0 {
+            return Err(invalid("mail_parallel", "must be at least 1"));
+        }
+        if self.worker_poll_ms == 0 {
+            return Err(invalid("worker_poll_ms", "must be at least 1"));
         }
         if self.login_max_failures < 1 {
             return Err(invalid("login_max_failures", "must be at least 1"));
@@ -216,6 +226,12 @@ impl Config {
             ("session_max_hours", self.session_max_hours),
             ("verify_link_hours", self.verify_link_hours),
             ("reset_link_minutes", self.reset_link_minutes),
+            (
+                "retention_hours_after_appointment",
+                self.retention_hours_after_appointment,
+            ),
+            ("paused_warning_days", self.paused_warning_days),
+            ("paused_grace_days", self.paused_grace_days),
         ] {
             if value <= 0 {
                 return Err(invalid(key, "must be positive"));
@@ -288,6 +304,14 @@ impl Config {
             Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
             None => false,
         })
+    }
+
+    pub fn retention_policy(&self) -> restdose_core::lifecycle::RetentionPolicy {
+        restdose_core::lifecycle::RetentionPolicy {
+            after_appointment: chrono::Duration::hours(self.retention_hours_after_appointment),
+            paused_warning_after: chrono::Duration::days(self.paused_warning_days),
+            paused_grace: chrono::Duration::days(self.paused_grace_days),
+        }
     }
 
     pub fn worker_poll(&self) -> std::time::Duration {
@@ -407,6 +431,14 @@ worker_poll_ms = 1000
 # Allow the automatically generated development keys on a public (non-local) URL. Only for a
 # demo: anyone with the data directory can read every stored address.
 demo = false
+
+# Data lifecycle (see docs/privacy.md). Everything about an offer and the people who booked it
+# is deleted this many hours after the appointment window ends.
+retention_hours_after_appointment = 24
+# People paused this many days get a warning mail, and are deleted this many days later if
+# still paused.
+paused_warning_days = 90
+paused_grace_days = 14
 "#;
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 pub mod config;
 mod keys;
+pub mod keys_cli;
 pub mod workers;
 
 use anyhow::Context;
@@ -101,18 +102,19 @@ pub async fn build_services(config: &Config, clock: Arc<dyn Clock>) -> anyhow::R
         neighbours,
         matcher: config.matcher_policy(),
         delivery: config.delivery_policy(),
+        retention: config.retention_policy(),
     })
 }
 
-/// Runs `expire_stale_records` every minute, forever. Failures are logged and retried on the
+/// Runs the purge (`purge_once`) every minute, forever. Failures are logged and retried on the
 /// next tick: housekeeping must never take the service down.
 pub async fn run_housekeeping(services: Services) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = services.expire_stale_records().await {
-            tracing::error!(error = %e, "housekeeping failed; retrying in a minute");
+        if let Err(e) = services.purge_once().await {
+            tracing::error!(error = %e, "purge failed; retrying in a minute");
         }
     }
 }

@@ -44,9 +44,14 @@ enum Command {
     Matcher,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Delete expired data once and exit: sign-ups left unconfirmed past their link's lifetime,
-    /// and expired links. `serve` does this every minute by itself.
-    Purge,
+    /// Delete what is due once and exit: offers (and the people who booked them) 24 h after
+    /// the appointment, unconfirmed sign-ups, expired links and sessions, long-paused people
+    /// after their warning. `serve` and `matcher` do this every minute by themselves.
+    Purge {
+        /// Print what would be deleted, deleting nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Configuration helpers.
     Config {
         #[command(subcommand)]
@@ -60,7 +65,7 @@ enum Command {
     /// Encryption keys.
     Keys {
         #[command(subcommand)]
-        action: KeysAction,
+        action: restdose::keys_cli::KeysAction,
     },
     /// Administrator accounts and decisions on practices (approve, reject, suspend).
     Admin {
@@ -80,12 +85,6 @@ enum GeoAction {
     /// Load a GeoNames postal-code file (e.g. AT.txt) into the database. Accepted postcodes are
     /// those of the configured `country`.
     Import { file: PathBuf },
-}
-
-#[derive(Subcommand)]
-enum KeysAction {
-    /// Print a new key file (32-byte AES-256-GCM key id 1 and a blind-index key) to stdout.
-    Generate,
 }
 
 fn main() -> std::process::ExitCode {
@@ -109,7 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             return Ok(());
         }
         Some(Command::Keys {
-            action: KeysAction::Generate,
+            action: restdose::keys_cli::KeysAction::Generate,
         }) => {
             print!("{}", restdose_crypto::Keyring::generate()?.to_toml());
             return Ok(());
@@ -133,9 +132,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let services = restdose::build_services(&config, Arc::new(SystemClock)).await?;
                 restdose::workers::spawn(&services, WorkerSet::ALL, config.worker_poll());
                 eprintln!("restdose matcher is running (workers only)");
-                tokio::signal::ctrl_c()
-                    .await
-                    .context("cannot wait for Ctrl-C")?;
+                shutdown_signal().await?;
+                eprintln!("restdose matcher stopping");
                 Ok(())
             }
             Some(Command::Migrate) => {
@@ -143,22 +141,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("migrations applied ({})", store.backend());
                 Ok(())
             }
-            Some(Command::Purge) => {
+            Some(Command::Purge { dry_run }) => {
                 let services = restdose::build_services(&config, Arc::new(SystemClock)).await?;
-                let report = services.expire_stale_records().await?;
-                println!(
-                    "deleted {} unconfirmed sign-up(s) and {} expired link(s)",
-                    report.unconfirmed_deleted, report.tokens_deleted
-                );
+                if dry_run {
+                    let p = services.purge_preview().await?;
+                    println!(
+                        "would delete: {} finished offer(s) with {} person(s) who booked them, {} unconfirmed sign-up(s), {} expired link(s), {} expired session(s), {} long-paused person(s)",
+                        p.finished_offers, p.people_of_finished_offers, p.unconfirmed, p.expired_links, p.expired_sessions, p.inactive_paused
+                    );
+                } else {
+                    let r = services.purge_once().await?;
+                    println!(
+                        "deleted: {} finished offer(s) with {} person(s) who booked them, {} unconfirmed sign-up(s), {} expired link(s), {} expired session(s), {} long-paused person(s) ({} warned)",
+                        r.offers, r.people_of_offers, r.unconfirmed, r.expired_links, r.expired_sessions, r.inactive_deleted, r.inactive_warned
+                    );
+                }
                 Ok(())
             }
+            Some(Command::Keys { action }) => restdose::keys_cli::run(&config, action).await,
             Some(Command::Geo {
                 action: GeoAction::Import { file },
             }) => geo_import(&config, &file).await,
             Some(Command::Admin { action }) => admin_cli::run(&config, action).await,
-            Some(Command::Config { .. }) | Some(Command::Keys { .. }) => Ok(()),
+            Some(Command::Config { .. }) => Ok(()),
         }
     })
+}
+
+/// Ctrl-C or SIGTERM (what service managers send).
+async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("cannot listen for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("cannot wait for Ctrl-C")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
+    Ok(())
 }
 
 async fn serve(config: Config, no_workers: bool) -> anyhow::Result<()> {

@@ -198,8 +198,14 @@ fn development_keys_are_refused_on_a_public_url_unless_it_is_a_demo() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("refusing to use development keys"), "{stderr}");
-    assert!(!dir.path().join("data/keys.toml").exists(), "no key was generated");
+    assert!(
+        stderr.contains("refusing to use development keys"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("data/keys.toml").exists(),
+        "no key was generated"
+    );
 
     let _demo = Running(
         restdose(dir.path())

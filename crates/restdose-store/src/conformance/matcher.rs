@@ -34,12 +34,12 @@ impl<T: Store + MatcherStore + ?Sized> MatcherCaseStore for T {}
 // --- fixtures ---------------------------------------------------------------------------------
 
 /// Later than any time a case uses: leasing every mail up to here shows all of them.
-fn far() -> DateTime<Utc> {
+pub(super) fn far() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2200, 1, 1, 0, 0, 0).unwrap()
 }
 
-/// A mail due at `at`.
-fn mail(at: DateTime<Utc>) -> OutboxRow {
+/// A mail due at `at`, about nobody in particular.
+pub(super) fn mail(at: DateTime<Utc>) -> OutboxRow {
     OutboxRow {
         id: Uuid::new_v4(),
         key_id: 1,
@@ -47,10 +47,29 @@ fn mail(at: DateTime<Utc>) -> OutboxRow {
         created_at: at,
         attempts: 0,
         next_attempt_at: at,
+        registrant_id: None,
+        offer_id: None,
     }
 }
 
-fn invitation(registrant_id: Uuid, distance_km: f32, expires_at: DateTime<Utc>) -> NewInvitation {
+/// A mail due at `at` about a person and/or an offer.
+pub(super) fn mail_about(
+    at: DateTime<Utc>,
+    registrant_id: Option<Uuid>,
+    offer_id: Option<Uuid>,
+) -> OutboxRow {
+    OutboxRow {
+        registrant_id,
+        offer_id,
+        ..mail(at)
+    }
+}
+
+pub(super) fn invitation(
+    registrant_id: Uuid,
+    distance_km: f32,
+    expires_at: DateTime<Utc>,
+) -> NewInvitation {
     NewInvitation {
         id: Uuid::new_v4(),
         registrant_id,
@@ -60,14 +79,25 @@ fn invitation(registrant_id: Uuid, distance_km: f32, expires_at: DateTime<Utc>) 
     }
 }
 
-fn wave(offer_id: Uuid, number: i32, at: DateTime<Utc>, invitations: &[NewInvitation]) -> NewWave {
+pub(super) fn wave(
+    offer_id: Uuid,
+    number: i32,
+    at: DateTime<Utc>,
+    invitations: &[NewInvitation],
+) -> NewWave {
     NewWave {
         offer_id,
         wave: number,
         last_call: false,
         created_at: at,
         next_wave_at: at + minutes(30),
-        invitations: invitations.iter().map(|i| (i.clone(), mail(at))).collect(),
+        invitations: invitations
+            .iter()
+            .map(|i| {
+                let about = mail_about(at, Some(i.registrant_id), Some(offer_id));
+                (i.clone(), about)
+            })
+            .collect(),
     }
 }
 
@@ -124,14 +154,14 @@ async fn invitation_of(store: &dyn MatcherCaseStore, new: &NewInvitation) -> Inv
         .unwrap_or_else(|| panic!("invitation {} not found", new.id))
 }
 
-fn new_claim(invitation: &NewInvitation, now: DateTime<Utc>) -> NewClaim {
+pub(super) fn new_claim(invitation: &NewInvitation, now: DateTime<Utc>) -> NewClaim {
     NewClaim {
         invitation_token_hash: invitation.token_hash.clone(),
         now,
         booking_id: Uuid::new_v4(),
         code: booking_code(),
         booking_token_hash: random_bytes(32),
-        confirmation: mail(now),
+        confirmation: mail_about(now, Some(invitation.registrant_id), None),
     }
 }
 
@@ -140,7 +170,7 @@ async fn claim(store: &dyn MatcherCaseStore, claim: &NewClaim) -> ClaimOutcome {
 }
 
 /// Every mail in the outbox (leased up to [`far`], so this never hides rows from itself).
-async fn stored_mails(store: &dyn MatcherCaseStore) -> Vec<OutboxRow> {
+pub(super) async fn stored_mails(store: &dyn Store) -> Vec<OutboxRow> {
     store
         .lease_outbox(far(), far(), 1_000_000)
         .await
@@ -148,7 +178,7 @@ async fn stored_mails(store: &dyn MatcherCaseStore) -> Vec<OutboxRow> {
 }
 
 /// Which of `mails` are in the outbox, compared in full.
-async fn stored_of(store: &dyn MatcherCaseStore, mails: &[&OutboxRow]) -> Vec<OutboxRow> {
+pub(super) async fn stored_of(store: &dyn Store, mails: &[&OutboxRow]) -> Vec<OutboxRow> {
     let all = stored_mails(store).await;
     mails
         .iter()
@@ -156,7 +186,7 @@ async fn stored_of(store: &dyn MatcherCaseStore, mails: &[&OutboxRow]) -> Vec<Ou
         .collect()
 }
 
-async fn is_stored(store: &dyn MatcherCaseStore, mail: &OutboxRow) -> bool {
+pub(super) async fn is_stored(store: &dyn Store, mail: &OutboxRow) -> bool {
     match stored_of(store, &[mail]).await.as_slice() {
         [] => false,
         [row] => {
@@ -1541,17 +1571,147 @@ pub async fn deleting_a_registrant_removes_their_invitations(store: &dyn Matcher
             .unwrap(),
         None
     );
-    // The practice keeps the booking, without the person.
+    // The practice keeps the booking, cancelled and without the person; the dose is free.
     let record = store
         .booking_by_token(&booked.booking_token_hash)
         .await
         .unwrap()
         .expect("the booking stays");
     assert_eq!(record.registrant_id, None);
-    assert_eq!(record.status, BookingStatus::Booked);
+    assert_eq!(record.status, BookingStatus::Cancelled);
     assert_eq!(
         invitation_of(store, &invs[2]).await.status,
         InvitationStatus::Open
     );
+    assert_eq!(progress(store, offer.id).await.claimed, 0);
+}
+
+// --- what deleting a person and finishing an offer do to the matcher ---------------------------
+
+/// Runs in 2045, when every other case's offers are over (it leases due offers).
+pub async fn deleting_a_person_with_a_booking_frees_the_dose(store: &dyn MatcherCaseStore) {
+    let era = Utc.with_ymd_and_hms(2045, 6, 1, 9, 0, 0).unwrap() + ms(77);
+    let offer = offer_at(store, 2, era).await;
+    let (p, q) = (waiting(store).await, waiting(store).await);
+    let t1 = era + minutes(1);
+    let invs = invite(store, offer.id, &[p, q], t1).await;
+    let by_p = new_claim(&invs[0], t1 + minutes(1));
+    let by_q = new_claim(&invs[1], t1 + minutes(1));
+    assert_eq!(claim(store, &by_p).await, ClaimOutcome::Booked);
+    assert_eq!(claim(store, &by_q).await, ClaimOutcome::Booked);
+    assert_eq!(progress(store, offer.id).await.claimed, 2);
+    // The wave's time is not up: the offer is not due.
+    let now = t1 + minutes(5);
+    assert_eq!(
+        store.lease_due_offer(now, now + minutes(5)).await.unwrap(),
+        None
+    );
+
+    assert!(store.delete_registrant(p).await.unwrap());
+
+    // The dose is free again, and the matcher may offer it at once.
     assert_eq!(progress(store, offer.id).await.claimed, 1);
+    let record = store
+        .booking_by_token(&by_p.booking_token_hash)
+        .await
+        .unwrap()
+        .expect("the booking row stays for the practice's count");
+    assert_eq!(record.status, BookingStatus::Cancelled);
+    assert_eq!(record.registrant_id, None, "no link to the deleted person");
+    assert_eq!(record.code, by_p.code);
+    let others = store
+        .booking_by_token(&by_q.booking_token_hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (others.status, others.registrant_id),
+        (BookingStatus::Booked, Some(q)),
+        "another person's booking is untouched"
+    );
+    assert_eq!(store.bookings_of(offer.id).await.unwrap().len(), 2);
+    let leased = store
+        .lease_due_offer(now, now + minutes(5))
+        .await
+        .unwrap()
+        .map(|o| o.id);
+    assert_eq!(leased, Some(offer.id), "the offer is due again at once");
+    // The freed dose can be claimed by someone new.
+    let r = waiting(store).await;
+    let inv_r = invite(store, offer.id, &[r], now + ms(1)).await.remove(0);
+    assert_eq!(
+        claim(store, &new_claim(&inv_r, now + minutes(1))).await,
+        ClaimOutcome::Booked
+    );
+    assert_eq!(progress(store, offer.id).await.claimed, 2);
+}
+
+/// Runs in 2046 and 2047, when nobody else's invitations expire (it expires invitations).
+pub async fn finishing_an_offer_ends_its_open_invitations_without_counting_them(
+    store: &dyn MatcherCaseStore,
+) {
+    for (year, status) in [(2046, OfferStatus::Closed), (2047, OfferStatus::Cancelled)] {
+        let era = Utc.with_ymd_and_hms(year, 2, 1, 9, 0, 0).unwrap() + ms(33);
+        let finished = offer_at(store, 3, era).await;
+        let next = offer_at(store, 3, era).await;
+        let (p, declined) = (waiting(store).await, waiting(store).await);
+        let t1 = era + minutes(1);
+        let invs = invite(store, finished.id, &[p, declined], t1).await;
+        let t2 = t1 + minutes(2);
+        assert!(store.decline(&invs[1].token_hash, t2).await.unwrap());
+
+        let t3 = t2 + minutes(1) + ms(5);
+        assert!(store.finish_offer(finished.id, status, t3).await.unwrap());
+
+        // The open invitation is over; the answered one keeps its answer.
+        let ended = invitation_of(store, &invs[0]).await;
+        assert_eq!(ended.status, InvitationStatus::Expired, "{status:?}");
+        assert_eq!(
+            claim(store, &new_claim(&invs[0], t3 + ms(1))).await,
+            ClaimOutcome::AlreadyAnswered(InvitationStatus::Expired),
+            "{status:?}"
+        );
+        assert_eq!(
+            invitation_of(store, &invs[1]).await.status,
+            InvitationStatus::Declined,
+            "{status:?}"
+        );
+        // Nothing is left for the expiry to count, not even once its time is up.
+        assert_eq!(
+            store
+                .expire_invitations(invs[0].expires_at, 10)
+                .await
+                .unwrap(),
+            vec![],
+            "{status:?}"
+        );
+
+        // The person can be invited by another offer at once...
+        let q = query(next.id, &[("10115", 1.0)], t3);
+        assert!(
+            candidate_ids(store, &q).await.contains(&p),
+            "{status:?}: not a candidate"
+        );
+        let again = invite(store, next.id, &[p], t3 + ms(1)).await.remove(0);
+        assert_eq!(
+            invitation_of(store, &again).await.status,
+            InvitationStatus::Open
+        );
+
+        // ... and the invitation of the finished offer did not count as unanswered.
+        let expired = store
+            .expire_invitations(again.expires_at, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            expired,
+            vec![ExpiredInvitation {
+                invitation_id: again.id,
+                registrant_id: p,
+                offer_id: next.id,
+                unanswered_in_a_row: 1,
+            }],
+            "{status:?}"
+        );
+    }
 }

@@ -633,7 +633,8 @@ pub async fn booked_registrants_are_listed_by_status(store: &dyn Store) {
     );
 }
 
-/// The practice's records outlive the person: the booking stays, only the link to them goes.
+/// The practice's records outlive the person: the booking stays, cancelled (nobody will come
+/// for it), and only the link to the person goes.
 pub async fn deleting_a_registrant_keeps_the_booking(store: &dyn Store) {
     let new = offer(store).await;
     let person = registrant(store).await;
@@ -643,7 +644,10 @@ pub async fn deleting_a_registrant_keeps_the_booking(store: &dyn Store) {
 
     assert_eq!(
         store.bookings_of(new.id).await.unwrap(),
-        vec![booking_as_inserted(&kept)]
+        vec![Booking {
+            status: BookingStatus::Cancelled,
+            ..booking_as_inserted(&kept)
+        }]
     );
     assert_eq!(
         store
@@ -652,13 +656,13 @@ pub async fn deleting_a_registrant_keeps_the_booking(store: &dyn Store) {
             .unwrap(),
         Vec::<Uuid>::new()
     );
-    // The code still works at the door.
+    // The code no longer admits anyone.
     assert_eq!(
         store
             .check_in(new.id, &kept.code, t0() + Duration::hours(1))
             .await
             .unwrap(),
-        CheckInOutcome::CheckedIn
+        CheckInOutcome::AlreadyUsed
     );
 }
 
