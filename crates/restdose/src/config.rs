@@ -30,6 +30,10 @@ pub struct Config {
     /// Key file (`restdose keys generate`). Unset: `<data_dir>/keys.toml`, generated with a
     /// warning if missing (development only).
     pub keys_file: Option<PathBuf>,
+    /// The key file's content itself (e.g. from a secret store via `RESTDOSE_KEYS`); takes
+    /// precedence over `keys_file`.
+    #[serde(serialize_with = "redact_secret")]
+    pub keys: Option<SecretString>,
     /// Country whose postcodes are accepted (built-in: DE; others via `restdose geo import`).
     pub country: String,
     pub max_body_bytes: usize,
@@ -95,6 +99,7 @@ impl Default for Config {
             mail_from: "restdose <noreply@restdose.localhost>".to_owned(),
             data_dir: PathBuf::from("data"),
             keys_file: None,
+            keys: None,
             country: "DE".to_owned(),
             max_body_bytes: 16 * 1024,
             http_workers: 0,
@@ -380,6 +385,8 @@ data_dir = "data"
 # Encryption and blind-index keys (create with `restdose keys generate > keys.toml`).
 # Default: <data_dir>/keys.toml, generated with a loud warning if missing (development only).
 # keys_file = "/etc/restdose/keys.toml"
+# Or the key file's content itself, e.g. from a secret store (takes precedence over keys_file):
+# RESTDOSE_KEYS="$(cat /run/secrets/restdose-keys.toml)"
 
 # Country whose postcodes are accepted. DE is built in; others: `restdose geo import FILE`.
 country = "DE"

@@ -9,10 +9,15 @@ use crate::Config;
 /// Reads the configured key file. When no key file was configured and the default one is
 /// missing, generates one and warns loudly: fine on a laptop, never in production.
 pub fn load_or_create_keys(config: &Config) -> anyhow::Result<Keyring> {
+    if let Some(inline) = &config.keys {
+        use secrecy::ExposeSecret;
+        return Keyring::from_toml(inline.expose_secret()).context("RESTDOSE_KEYS / keys");
+    }
     let path = config.keys_path();
     // Development keys sit next to the data they protect; on a public address that is a
     // production set-up with the key under the doormat.
     if config.keys_file.is_none() && !config.public_url_is_local()? && !config.demo {
+        // (Keys given inline returned above.)
         anyhow::bail!(
             "refusing to use development keys ({}) with the public URL {}: create keys with \
              `restdose keys generate > /etc/restdose/keys.toml`, set RESTDOSE_KEYS_FILE, or set \

@@ -37,6 +37,12 @@ pub enum KeysAction {
 }
 
 pub async fn run(config: &Config, action: KeysAction) -> anyhow::Result<()> {
+    if config.keys.is_some() && matches!(action, KeysAction::Add | KeysAction::Retire) {
+        bail!(
+            "`keys add` and `keys retire` edit a key file, but the keys come from RESTDOSE_KEYS: \
+             edit them where they are kept (or point RESTDOSE_KEYS_FILE at a file instead)"
+        );
+    }
     match action {
         KeysAction::Generate => {
             print!("{}", Keyring::generate()?.to_toml());

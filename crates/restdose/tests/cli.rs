@@ -242,6 +242,26 @@ fn keys_generate_prints_a_usable_key_file() {
         .output()
         .unwrap();
     assert!(out.status.success());
+    // The same keys straight from the environment (a secret store), on a public URL.
+    let out = restdose(dir.path())
+        .env("RESTDOSE_KEYS", &text)
+        .env("RESTDOSE_PUBLIC_URL", "https://restdose.example.org")
+        .args(["keys", "status"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("current key: 1"));
+    let out = restdose(dir.path())
+        .env("RESTDOSE_KEYS", "not a key file")
+        .args(["keys", "status"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("RESTDOSE_KEYS"));
     // A configured key file that is missing is an error, not a silent new key.
     let port = free_port();
     let out = restdose(dir.path())
