@@ -43,13 +43,15 @@ pub fn take() -> Vec<String> {
     }
 }
 
-/// The plan of an `auto_explain` notice without the query text (the plan names the tables).
+/// The plan of an `auto_explain` notice without the query text (which may span many lines):
+/// the "duration" line, then everything from the top plan node (the first line with a cost).
 pub fn plan_of(notice: &str) -> String {
-    notice
-        .lines()
-        .filter(|line| !line.starts_with("Query Text:"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    let mut lines = notice.lines();
+    let duration = lines.next().unwrap_or_default();
+    let plan: Vec<&str> = lines
+        .skip_while(|line| !line.contains("  (cost="))
+        .collect();
+    format!("{duration}\n{}", plan.join("\n"))
 }
 
 struct NoticeLayer;
@@ -77,5 +79,21 @@ impl Visit for Message {
         if field.name() == "message" && self.0.is_none() {
             self.0 = Some(format!("{value:?}"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_is_kept_without_the_query_text() {
+        let notice = "duration: 1.0 ms  plan:\nQuery Text: -- a comment\nSELECT 1\n\
+                      Result  (cost=0.00..0.01 rows=1 width=4) (actual time=0.001..0.001 rows=1 loops=1)";
+        assert_eq!(
+            plan_of(notice),
+            "duration: 1.0 ms  plan:\n\
+             Result  (cost=0.00..0.01 rows=1 width=4) (actual time=0.001..0.001 rows=1 loops=1)"
+        );
     }
 }

@@ -129,23 +129,36 @@ impl Server {
 /// One kind of call at one limit.
 #[derive(Debug, Clone, Serialize)]
 pub struct Variant {
-    /// `lateral`: `MatcherStore::candidates` as the store runs it; `naive`: one scan of the
-    /// whole area, sorted.
+    /// `store`: `MatcherStore::candidates` as the store runs it; `naive`: one scan of the
+    /// whole area, sorted; `alt`: the statement from `--alt-sql`.
     pub query: &'static str,
+    pub label: String,
     pub limit: u32,
     pub runs: Vec<Stats>,
     pub median: Stats,
     pub rows_mean: f64,
 }
 
+/// Another query's medians divided by the store's, at the same limit.
 #[derive(Debug, Clone, Serialize)]
 pub struct Ratio {
+    pub query: &'static str,
+    pub label: String,
     pub limit: u32,
-    /// naive ÷ lateral of the medians.
     pub p50: f64,
     pub p90: f64,
     pub p99: f64,
     pub max: f64,
+}
+
+/// Calls (picks × runs) where another query returned the same people in the same order as
+/// the store.
+#[derive(Debug, Clone, Serialize)]
+pub struct Agreement {
+    pub query: &'static str,
+    pub limit: u32,
+    pub same: u64,
+    pub compared: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -159,6 +172,7 @@ pub struct PostcodeStats {
 #[derive(Debug, Clone, Serialize)]
 pub struct Explained {
     pub query: &'static str,
+    pub label: String,
     pub limit: u32,
     pub offer_postcode: String,
     pub radius_km: u32,
@@ -174,18 +188,16 @@ pub struct Report {
     pub runs: u32,
     pub warmup: u32,
     pub seed: u64,
+    /// Wall time of the whole benchmark, loading included.
+    pub total_s: f64,
     pub machine: Machine,
     pub server: Server,
     pub load: SeedReport,
     pub postcodes_per_pick: PostcodeStats,
     pub results: Vec<Variant>,
     pub ratios: Vec<Ratio>,
-    /// Picks × runs × limits where both forms returned the same people in the same order.
-    pub same_result: u64,
-    pub compared: u64,
+    pub agreement: Vec<Agreement>,
     pub target_p99_ms: f64,
-    /// The store's query at the smallest limit measured.
-    pub target_met: bool,
     pub explain: Vec<Explained>,
     pub explain_error: Option<String>,
 }
@@ -226,9 +238,9 @@ impl Report {
         let l = &self.load;
         let _ = writeln!(
             w,
-            "- Loaded {} people in {:.1} s (binary COPY), {} open invitations, {} past ones, \
-             {} live bookings on {} offers in {:.1} s, VACUUM (ANALYZE) {:.1} s; registrants \
-             {:.0} MB heap + {:.0} MB indexes (the waiting-by-postcode index {:.0} MB)",
+            "- Loaded {} people in {:.1} s (binary COPY); {} open invitations, {} past ones and \
+             {} live bookings on {} offers in {:.1} s; VACUUM (ANALYZE) {:.1} s. registrants: \
+             {:.0} MB heap + {:.0} MB indexes (registrants_waiting_by_postcode {:.0} MB)",
             thousands(l.people),
             l.copy_registrants_s,
             thousands(l.open_invitations),
@@ -245,13 +257,15 @@ impl Report {
         let _ = writeln!(
             w,
             "- Postcodes per pick (offer at a random postcode, radius 10–50 km): mean {:.1}, \
-             median {:.0}, min {}, max {}\n",
+             median {:.0}, min {}, max {}",
             p.mean, p.median, p.min, p.max
         );
+        let _ = writeln!(w, "- Whole benchmark: {:.1} min\n", self.total_s / 60.0);
 
         let _ = writeln!(
             w,
-            "Median over the runs of each figure, milliseconds per call (wall time in the client):\n"
+            "Milliseconds per call, wall time in the client; each figure is the median of the \
+             runs' figures:\n"
         );
         let _ = writeln!(
             w,
@@ -263,52 +277,56 @@ impl Report {
             let _ = writeln!(
                 w,
                 "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |",
-                query_name(v.query),
-                v.limit,
-                s.p50_ms,
-                s.p90_ms,
-                s.p99_ms,
-                s.max_ms,
-                s.mean_ms,
-                v.rows_mean
+                v.label, v.limit, s.p50_ms, s.p90_ms, s.p99_ms, s.max_ms, s.mean_ms, v.rows_mean
             );
         }
         if !self.ratios.is_empty() {
-            let _ = writeln!(w, "\n| naive ÷ store | limit | p50 | p90 | p99 | max |");
+            let _ = writeln!(
+                w,
+                "\n| ÷ store at the same limit | limit | p50 | p90 | p99 | max |"
+            );
             let _ = writeln!(w, "|---|--:|--:|--:|--:|--:|");
             for r in &self.ratios {
                 let _ = writeln!(
                     w,
-                    "| | {} | {:.1}× | {:.1}× | {:.1}× | {:.1}× |",
-                    r.limit, r.p50, r.p90, r.p99, r.max
+                    "| {} | {} | {} | {} | {} | {} |",
+                    r.label,
+                    r.limit,
+                    times(r.p50),
+                    times(r.p90),
+                    times(r.p99),
+                    times(r.max)
                 );
             }
         }
         let _ = writeln!(w, "\np99 of each run (ms):\n");
         for v in &self.results {
             let runs: Vec<String> = v.runs.iter().map(|s| format!("{:.2}", s.p99_ms)).collect();
+            let _ = writeln!(w, "- {} limit {}: {}", v.label, v.limit, runs.join(" / "));
+        }
+        for a in &self.agreement {
             let _ = writeln!(
                 w,
-                "- {} limit {}: {}",
-                query_name(v.query),
-                v.limit,
-                runs.join(" / ")
+                "\n{} limit {}: the same people in the same order as the store in {} of {} calls.",
+                self.label_of(a.query),
+                a.limit,
+                thousands(a.same),
+                thousands(a.compared)
             );
         }
-        if self.compared > 0 {
+        let _ = writeln!(w, "\nTarget p99 under {:.0} ms:", self.target_p99_ms);
+        for v in self.results.iter().filter(|v| v.query != "naive") {
+            let verdict = if v.median.p99_ms < self.target_p99_ms {
+                "met"
+            } else {
+                "missed"
+            };
             let _ = writeln!(
                 w,
-                "\nSame people in the same order from both forms: {} of {} calls.",
-                thousands(self.same_result),
-                thousands(self.compared)
+                "- {} limit {}: **{verdict}** (p99 {:.2} ms)",
+                v.label, v.limit, v.median.p99_ms
             );
         }
-        let _ = writeln!(
-            w,
-            "\nTarget: p99 under {:.0} ms for the store's query: **{}**.",
-            self.target_p99_ms,
-            if self.target_met { "met" } else { "missed" }
-        );
 
         if let Some(e) = &self.explain_error {
             let _ = writeln!(w, "\nEXPLAIN skipped: {e}");
@@ -316,9 +334,10 @@ impl Report {
         for e in &self.explain {
             let _ = writeln!(
                 w,
-                "\n### EXPLAIN (ANALYZE, BUFFERS): {} limit {}, offer at {} radius {} km ({} postcodes), \
-                 6th execution on one connection\n\n```text\n{}\n```",
-                query_name(e.query),
+                "\n### EXPLAIN (ANALYZE, BUFFERS): {} limit {}\n\nOffer at {}, radius {} km \
+                 ({} postcodes, the largest pick); the 6th execution on a fresh connection, \
+                 from `auto_explain`.\n\n```text\n{}\n```",
+                e.label,
                 e.limit,
                 e.offer_postcode,
                 e.radius_km,
@@ -328,12 +347,22 @@ impl Report {
         }
         out
     }
+
+    fn label_of<'a>(&'a self, query: &'a str) -> &'a str {
+        self.results
+            .iter()
+            .find(|v| v.query == query)
+            .map_or(query, |v| v.label.as_str())
+    }
 }
 
-fn query_name(query: &str) -> &'static str {
-    match query {
-        "lateral" => "store `candidates` (LATERAL top-N per postcode)",
-        _ => "naive (`postcode = ANY(…)` ORDER BY … LIMIT)",
+fn times(ratio: f64) -> String {
+    if ratio >= 10.0 {
+        format!("{ratio:.0}×")
+    } else if ratio >= 0.1 {
+        format!("{ratio:.2}×")
+    } else {
+        format!("{ratio:.3}×")
     }
 }
 
@@ -342,7 +371,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

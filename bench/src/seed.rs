@@ -120,7 +120,9 @@ struct Invited {
     status: &'static str,
 }
 
-pub async fn seed(pool: &PgPool, pop: &Population<'_>) -> anyhow::Result<SeedReport> {
+/// Loads the population; returns what was loaded and the ids of the offers holding the
+/// invitations and bookings.
+pub async fn seed(pool: &PgPool, pop: &Population<'_>) -> anyhow::Result<(SeedReport, Vec<Uuid>)> {
     anyhow::ensure!(pop.people > 0, "--people must be at least 1");
     anyhow::ensure!(
         !pop.postcodes.is_empty(),
@@ -301,7 +303,7 @@ pub async fn seed(pool: &PgPool, pop: &Population<'_>) -> anyhow::Result<SeedRep
     .fetch_one(pool)
     .await?;
     let mb = |bytes: i64| bytes as f64 / (1024.0 * 1024.0);
-    Ok(SeedReport {
+    let report = SeedReport {
         people,
         offers: offers.len() as u64,
         open_invitations: invited.iter().filter(|i| i.status == "open").count() as u64,
@@ -313,7 +315,8 @@ pub async fn seed(pool: &PgPool, pop: &Population<'_>) -> anyhow::Result<SeedRep
         registrants_table_mb: mb(table),
         registrants_indexes_mb: mb(indexes),
         waiting_index_mb: mb(waiting),
-    })
+    };
+    Ok((report, offers))
 }
 
 /// One approved practice with open offers for the invitations and bookings to point at.

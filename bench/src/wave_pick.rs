@@ -4,7 +4,8 @@
 //! from the neighbour index, then `MatcherStore::candidates` (the store's real query, a LATERAL
 //! top-N per postcode over the partial index `registrants_waiting_by_postcode`). The same picks
 //! also run as the naive single scan, `postcode = ANY(…) ORDER BY created_at LIMIT n`, as a
-//! comparison: the two must return the same people.
+//! comparison, and optionally a proposed rewrite (`--alt-sql`); every form must return the
+//! same people as the store.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,7 +21,9 @@ use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 use crate::explain;
-use crate::report::{Explained, Machine, PostcodeStats, Ratio, Report, Server, Stats, Variant};
+use crate::report::{
+    Agreement, Explained, Machine, PostcodeStats, Ratio, Report, Server, Stats, Variant, thousands,
+};
 use crate::rng::Rng;
 use crate::seed::{self, BenchDb, Population, THROTTLE_MINUTES};
 
@@ -37,21 +40,32 @@ pub struct Args {
     /// Waiting people to load.
     #[arg(long, default_value_t = 2_000_000)]
     people: u32,
-    /// Timed picks per run.
-    #[arg(long, default_value_t = 1_000)]
+    /// Timed picks per run (each runs every query below once).
+    #[arg(long, default_value_t = 300)]
     picks: u32,
     /// Runs over the same picks; the report gives the median of each figure.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     runs: u32,
     /// Untimed picks first, so the runs start from a warm cache.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 30)]
     warmup: u32,
     /// Wave sizes to measure (the matcher's waves are 1–500 people).
     #[arg(long, value_delimiter = ',', default_value = "30,300")]
     limits: Vec<u32>,
+    /// Wave sizes for the naive comparison query (it reads the whole area whatever the
+    /// limit, so one is enough by default).
+    #[arg(long, value_delimiter = ',', default_value = "30")]
+    naive_limits: Vec<u32>,
     /// Skip the naive comparison query.
     #[arg(long)]
     no_naive: bool,
+    /// Also time this statement (a proposed rewrite of the store's query) at every limit, on
+    /// the same picks, and check it returns the same people. Binds: $1 offer id, $2 postcodes
+    /// (text[]), $3 their distances (real[]), $4 invited_before, $5 limit; columns as the
+    /// store's: id, postcode, distance_km, created_at, language, email_key_id,
+    /// email_ciphertext, email_index.
+    #[arg(long, value_name = "FILE")]
+    alt_sql: Option<PathBuf>,
     /// Skip the EXPLAIN (ANALYZE, BUFFERS) of the largest pick.
     #[arg(long)]
     no_explain: bool,
@@ -91,7 +105,7 @@ const NAIVE_SQL: &str = "SELECT r.id, r.postcode, p.distance_km, r.created_at, r
      ORDER BY r.created_at, r.id \
      LIMIT $5";
 
-type NaiveRow = (
+type CandidateRow = (
     Uuid,
     String,
     f32,
@@ -102,17 +116,22 @@ type NaiveRow = (
     Vec<u8>,
 );
 
+/// The statements timed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form {
-    Lateral,
+    /// `MatcherStore::candidates` itself.
+    Store,
     Naive,
+    /// `--alt-sql`.
+    Alt,
 }
 
 impl Form {
-    fn name(self) -> &'static str {
+    fn key(self) -> &'static str {
         match self {
-            Form::Lateral => "lateral",
+            Form::Store => "store",
             Form::Naive => "naive",
+            Form::Alt => "alt",
         }
     }
 }
@@ -126,15 +145,23 @@ struct Pick {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let limits = args.limits.iter().chain(&args.naive_limits);
     anyhow::ensure!(!args.limits.is_empty(), "--limits needs at least one value");
-    anyhow::ensure!(
-        args.limits.iter().all(|&l| l > 0),
-        "--limits must be positive"
-    );
+    anyhow::ensure!(limits.clone().all(|&l| l > 0), "limits must be positive");
+    let alt = match &args.alt_sql {
+        Some(path) => Some(Alt {
+            name: path.display().to_string(),
+            sql: std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?
+                .into(),
+        }),
+        None => None,
+    };
+    let started = Instant::now();
     let db = BenchDb::create(&args.postgres_url).await?;
     eprintln!("restdose-bench: database {}", db.name);
     let outcome = tokio::select! {
-        outcome = measure(&db, &args) => outcome,
+        outcome = measure(&db, &args, alt.as_ref()) => outcome,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
     if args.keep {
@@ -142,7 +169,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     } else if let Err(e) = db.drop().await {
         eprintln!("restdose-bench: warning: {e:#}");
     }
-    let report = outcome?;
+    let mut report = outcome?;
+    report.total_s = started.elapsed().as_secs_f64();
     print!("{}", report.markdown());
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report)?;
@@ -151,11 +179,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A statement given with `--alt-sql`.
+struct Alt {
+    name: String,
+    sql: std::sync::Arc<str>,
+}
+
 fn redacted(url: &str) -> String {
     url::Url::parse(url).map_or_else(|_| url.to_owned(), |u| seed::redact(&u))
 }
 
-async fn measure(db: &BenchDb, args: &Args) -> anyhow::Result<Report> {
+async fn measure(db: &BenchDb, args: &Args, alt: Option<&Alt>) -> anyhow::Result<Report> {
     let mut postcodes: Vec<&str> = builtin_germany().iter().map(|(code, _)| code).collect();
     postcodes.sort_unstable();
     let neighbours = builtin_germany_neighbours();
@@ -171,9 +205,9 @@ async fn measure(db: &BenchDb, args: &Args) -> anyhow::Result<Report> {
         .context("migrating the benchmark database")?;
     eprintln!(
         "restdose-bench: loading {} people …",
-        crate::report::thousands(u64::from(args.people))
+        thousands(u64::from(args.people))
     );
-    let load = seed::seed(
+    let (load, offers) = seed::seed(
         &load_pool,
         &Population {
             people: args.people,
@@ -195,20 +229,26 @@ async fn measure(db: &BenchDb, args: &Args) -> anyhow::Result<Report> {
         args.seed ^ 0x5eed,
         &postcodes,
         &neighbours,
+        &offers,
     );
     let (warmup, timed) = picks.split_at(args.warmup as usize);
     let invited_before = now - chrono::Duration::minutes(THROTTLE_MINUTES);
-    let mut variants: Vec<(Form, u32)> = args.limits.iter().map(|&l| (Form::Lateral, l)).collect();
+    let mut variants: Vec<(Form, u32)> = args.limits.iter().map(|&l| (Form::Store, l)).collect();
     if !args.no_naive {
-        variants.extend(args.limits.iter().map(|&l| (Form::Naive, l)));
+        variants.extend(args.naive_limits.iter().map(|&l| (Form::Naive, l)));
+    }
+    if alt.is_some() {
+        variants.extend(args.limits.iter().map(|&l| (Form::Alt, l)));
     }
 
     // The store as the app opens it.
     let store = PgStore::connect(&db.url, 2).await?;
-    let mut caller = Caller {
+    let caller = Caller {
         store: &store,
         invited_before,
+        alt,
     };
+    // Also past the first five executions per connection, which use custom plans.
     eprintln!("restdose-bench: {} warm-up picks …", warmup.len());
     for pick in warmup {
         for &(form, limit) in &variants {
@@ -218,7 +258,7 @@ async fn measure(db: &BenchDb, args: &Args) -> anyhow::Result<Report> {
 
     let mut samples: Vec<Vec<Vec<Duration>>> = vec![Vec::new(); variants.len()];
     let mut rows: Vec<u64> = vec![0; variants.len()];
-    let (mut same, mut compared) = (0u64, 0u64);
+    let mut agreement: BTreeMap<(&'static str, u32), (u64, u64)> = BTreeMap::new();
     for run in 0..args.runs {
         eprintln!(
             "restdose-bench: run {} of {}: {} picks × {} queries …",
@@ -239,13 +279,12 @@ async fn measure(db: &BenchDb, args: &Args) -> anyhow::Result<Report> {
                 rows[v] += found.len() as u64;
                 ids[v] = found;
             }
-            for (a, &(form, limit)) in variants.iter().enumerate() {
-                if form != Form::Lateral {
-                    continue;
-                }
-                if let Some(b) = variants.iter().position(|&v| v == (Form::Naive, limit)) {
-                    compared += 1;
-                    same += u64::from(ids[a] == ids[b]);
+            for (v, &(form, limit)) in variants.iter().enumerate() {
+                let reference = variants.iter().position(|&x| x == (Form::Store, limit));
+                if let (true, Some(reference)) = (form != Form::Store, reference) {
+                    let (same, compared) = agreement.entry((form.key(), limit)).or_default();
+                    *compared += 1;
+                    *same += u64::from(ids[v] == ids[reference]);
                 }
             }
         }
@@ -263,7 +302,8 @@ async fn measure(db: &BenchDb, args: &Args) -> anyhow::Result<Report> {
         .map(|((&(form, limit), runs), &found)| {
             let runs: Vec<Stats> = runs.iter().map(|t| Stats::of(t)).collect();
             Variant {
-                query: form.name(),
+                query: form.key(),
+                label: label(form, alt),
                 limit,
                 median: Stats::median_of(&runs),
                 runs,
@@ -272,17 +312,21 @@ async fn measure(db: &BenchDb, args: &Args) -> anyhow::Result<Report> {
         })
         .collect();
     let ratios = ratios(&results);
-    let smallest = args.limits.iter().copied().min().unwrap_or(0);
-    let target_met = results
-        .iter()
-        .find(|v| v.query == "lateral" && v.limit == smallest)
-        .is_some_and(|v| v.median.p99_ms < TARGET_P99_MS);
+    let agreement = agreement
+        .into_iter()
+        .map(|((query, limit), (same, compared))| Agreement {
+            query,
+            limit,
+            same,
+            compared,
+        })
+        .collect();
 
     let (explain, explain_error) = if args.no_explain {
         (Vec::new(), None)
     } else {
         eprintln!("restdose-bench: EXPLAIN of the largest pick …");
-        match explain_largest(&db.url, timed, &variants, invited_before).await {
+        match explain_largest(&db.url, timed, &variants, invited_before, alt).await {
             Ok(plans) => (plans, None),
             Err(e) => (Vec::new(), Some(format!("{e:#}"))),
         }
@@ -295,36 +339,45 @@ async fn measure(db: &BenchDb, args: &Args) -> anyhow::Result<Report> {
         runs: args.runs,
         warmup: warmup.len() as u32,
         seed: args.seed,
+        total_s: 0.0,
         machine: Machine::probe(),
         server,
         load,
         postcodes_per_pick: postcode_stats(timed),
         results,
         ratios,
-        same_result: same,
-        compared,
+        agreement,
         target_p99_ms: TARGET_P99_MS,
-        target_met,
         explain,
         explain_error,
     })
+}
+
+fn label(form: Form, alt: Option<&Alt>) -> String {
+    match (form, alt) {
+        (Form::Store, _) => "store `candidates` (LATERAL top-N per postcode)".to_owned(),
+        (Form::Naive, _) => "naive (`postcode = ANY(…)` ORDER BY … LIMIT)".to_owned(),
+        (Form::Alt, Some(alt)) => format!("`{}`", alt.name),
+        (Form::Alt, None) => "alternative".to_owned(),
+    }
 }
 
 /// Runs one query for one pick and times it.
 struct Caller<'a> {
     store: &'a PgStore,
     invited_before: DateTime<Utc>,
+    alt: Option<&'a Alt>,
 }
 
 impl Caller<'_> {
     async fn call(
-        &mut self,
+        &self,
         form: Form,
         pick: &Pick,
         limit: u32,
     ) -> anyhow::Result<(Duration, Vec<Uuid>)> {
-        match form {
-            Form::Lateral => {
+        let sql = match (form, self.alt) {
+            (Form::Store, _) => {
                 let query = CandidateQuery {
                     offer_id: pick.offer_id,
                     postcodes: pick.postcodes.clone(),
@@ -334,37 +387,49 @@ impl Caller<'_> {
                 let started = Instant::now();
                 let found = self.store.candidates(&query).await?;
                 let elapsed = started.elapsed();
-                Ok((elapsed, found.iter().map(|c| c.registrant_id).collect()))
+                return Ok((elapsed, found.iter().map(|c| c.registrant_id).collect()));
             }
-            Form::Naive => {
-                let started = Instant::now();
-                // Inside the timing, as the store's own preparation of the arrays is.
-                let (codes, distances): (Vec<&str>, Vec<f32>) =
-                    pick.postcodes.iter().map(|(c, d)| (c.as_str(), *d)).unzip();
-                let found: Vec<NaiveRow> = sqlx::query_as(NAIVE_SQL)
-                    .bind(pick.offer_id)
-                    .bind(codes)
-                    .bind(distances)
-                    .bind(self.invited_before)
-                    .bind(i64::from(limit))
-                    .fetch_all(self.store.pool())
-                    .await?;
-                let elapsed = started.elapsed();
-                Ok((elapsed, found.into_iter().map(|row| row.0).collect()))
-            }
-        }
+            (Form::Naive, _) | (Form::Alt, None) => sqlx::AssertSqlSafe(NAIVE_SQL.into()),
+            (Form::Alt, Some(alt)) => sqlx::AssertSqlSafe(alt.sql.clone()),
+        };
+        let started = Instant::now();
+        // Inside the timing, as the store's own preparation of the arrays is.
+        let (codes, distances): (Vec<&str>, Vec<f32>) =
+            pick.postcodes.iter().map(|(c, d)| (c.as_str(), *d)).unzip();
+        let found: Vec<CandidateRow> = sqlx::query_as(sql)
+            .bind(pick.offer_id)
+            .bind(codes)
+            .bind(distances)
+            .bind(self.invited_before)
+            .bind(i64::from(limit))
+            .fetch_all(self.store.pool())
+            .await?;
+        let elapsed = started.elapsed();
+        Ok((elapsed, found.into_iter().map(|row| row.0).collect()))
     }
 }
 
 /// Offers at random postcodes with a radius of 10–50 km; the same seed gives the same picks.
-fn make_picks(n: u32, seed: u64, postcodes: &[&str], neighbours: &NeighbourIndex) -> Vec<Pick> {
+/// Every other pick is a later wave of an offer that already has invitations (so "not invited
+/// to this offer before" has something to check), the others a first wave.
+fn make_picks(
+    n: u32,
+    seed: u64,
+    postcodes: &[&str],
+    neighbours: &NeighbourIndex,
+    offers: &[Uuid],
+) -> Vec<Pick> {
     let mut rng = Rng::new(seed);
     (0..n)
-        .map(|_| {
+        .map(|i| {
             let postcode = postcodes[rng.below(postcodes.len() as u64) as usize];
             let radius_km = rng.between(10, 50) as u32;
+            let offer_id = match offers.len() {
+                len if len > 0 && i % 2 == 1 => offers[rng.below(len as u64) as usize],
+                _ => rng.uuid(),
+            };
             Pick {
-                offer_id: rng.uuid(),
+                offer_id,
                 postcode: postcode.to_owned(),
                 radius_km,
                 postcodes: neighbours
@@ -388,23 +453,25 @@ fn postcode_stats(picks: &[Pick]) -> PostcodeStats {
     }
 }
 
+/// Every other query against the store's at the same limit.
 fn ratios(results: &[Variant]) -> Vec<Ratio> {
-    let by_key: BTreeMap<(&str, u32), &Stats> = results
+    results
         .iter()
-        .map(|v| ((v.query, v.limit), &v.median))
-        .collect();
-    by_key
-        .iter()
-        .filter(|((query, _), _)| *query == "lateral")
-        .filter_map(|(&(_, limit), lateral)| {
-            let naive = by_key.get(&("naive", limit))?;
-            let r = |n: f64, l: f64| if l > 0.0 { n / l } else { 0.0 };
+        .filter(|v| v.query != Form::Store.key())
+        .filter_map(|other| {
+            let store = results
+                .iter()
+                .find(|v| v.query == Form::Store.key() && v.limit == other.limit)?;
+            let (o, s) = (&other.median, &store.median);
+            let r = |o: f64, s: f64| if s > 0.0 { o / s } else { 0.0 };
             Some(Ratio {
-                limit,
-                p50: r(naive.p50_ms, lateral.p50_ms),
-                p90: r(naive.p90_ms, lateral.p90_ms),
-                p99: r(naive.p99_ms, lateral.p99_ms),
-                max: r(naive.max_ms, lateral.max_ms),
+                query: other.query,
+                label: other.label.clone(),
+                limit: other.limit,
+                p50: r(o.p50_ms, s.p50_ms),
+                p90: r(o.p90_ms, s.p90_ms),
+                p99: r(o.p99_ms, s.p99_ms),
+                max: r(o.max_ms, s.max_ms),
             })
         })
         .collect()
@@ -417,6 +484,7 @@ async fn explain_largest(
     picks: &[Pick],
     variants: &[(Form, u32)],
     invited_before: DateTime<Utc>,
+    alt: Option<&Alt>,
 ) -> anyhow::Result<Vec<Explained>> {
     let Some(pick) = picks.iter().max_by_key(|p| p.postcodes.len()) else {
         return Ok(Vec::new());
@@ -435,9 +503,10 @@ async fn explain_largest(
             .await
             .context("connecting with auto_explain (needs a superuser)")?;
         let store = PgStore::from_pool(pool.clone());
-        let mut caller = Caller {
+        let caller = Caller {
             store: &store,
             invited_before,
+            alt,
         };
         let mut last = None;
         for _ in 0..EXPLAIN_EXECUTIONS {
@@ -448,7 +517,8 @@ async fn explain_largest(
         pool.close().await;
         let plan = last.context("auto_explain reported no plan")?;
         out.push(Explained {
-            query: form.name(),
+            query: form.key(),
+            label: label(form, alt),
             limit,
             offer_postcode: pick.postcode.clone(),
             radius_km: pick.radius_km,

@@ -207,6 +207,7 @@ fn development_keys_are_refused_on_a_public_url_unless_it_is_a_demo() {
         "no key was generated"
     );
 
+    let port = free_port();
     let _demo = Running(
         restdose(dir.path())
             .env("RESTDOSE_PUBLIC_URL", "https://restdose.example.org")
@@ -217,12 +218,14 @@ fn development_keys_are_refused_on_a_public_url_unless_it_is_a_demo() {
             .spawn()
             .unwrap(),
     );
+    // Started means: it generated its development keys and answers on its port.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !(dir.path().join("data/keys.toml").exists()
+        && TcpStream::connect(("127.0.0.1", port)).is_ok())
+    {
         assert!(Instant::now() < deadline, "the demo did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(dir.path().join("data/keys.toml").exists());
 }
 
 #[test]
