@@ -145,9 +145,11 @@ struct Pick {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let limits = args.limits.iter().chain(&args.naive_limits);
     anyhow::ensure!(!args.limits.is_empty(), "--limits needs at least one value");
-    anyhow::ensure!(limits.clone().all(|&l| l > 0), "limits must be positive");
+    anyhow::ensure!(
+        args.limits.iter().chain(&args.naive_limits).all(|&l| l > 0),
+        "limits must be positive"
+    );
     let alt = match &args.alt_sql {
         Some(path) => Some(Alt {
             name: path.display().to_string(),

@@ -4,6 +4,7 @@
 //! `query!` macros, so the crate builds without a database or offline query data. Migrations
 //! from `migrations/postgres` are embedded at build time.
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,10 +39,16 @@ pub struct PgStore {
 impl PgStore {
     /// Opens a pool to `url` (a `postgres://` URL). Fails when the server cannot be reached.
     pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
+        let options = sqlx::postgres::PgConnectOptions::from_str(url)
+            .map_err(db_error)?
+            // The wave pick's first executions on a connection are planned with real arrays and
+            // estimated above the JIT threshold; compiling costs 15-200 ms per query, far more
+            // than the query (docs/performance.md).
+            .options([("jit", "off")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect(url)
+            .connect_with(options)
             .await
             .map_err(db_error)?;
         Ok(PgStore { pool })

@@ -285,31 +285,64 @@ impl MatcherStore for PgStore {
             return Ok(Vec::new());
         }
         let (codes, distances): (Vec<String>, Vec<f32>) = postcodes.into_iter().unzip();
-        // Top `limit` per postcode straight from the partial index (postcode, created_at)
-        // WHERE status = 'active', then the oldest `limit` of those: a few index range scans
-        // instead of sorting everyone waiting in the area.
+        // The wave lies entirely at or before a cut-off time that is cheap to find: take each
+        // postcode's ceil(limit / postcodes) oldest candidates ("heads"); the limit-th oldest
+        // head is the cut-off, since at least `limit` candidates are that old. Then read, from
+        // the postcodes whose head is before it, only candidates up to it (a range of the
+        // partial index (postcode, created_at) WHERE status = 'active'), oldest `limit` overall.
+        // Measured in docs/performance.md: p99 ~8 ms at 2,000,000 people instead of ~130 ms
+        // for the plain top-`limit`-per-postcode form, with the same result.
         let rows: Vec<CandidateRow> = sqlx::query_as(
-            "SELECT c.id AS registrant_id, c.postcode, p.distance_km, c.created_at, c.language, \
+            "WITH p AS MATERIALIZED ( \
+                 SELECT * FROM UNNEST($2::text[], $3::real[]) AS p (postcode, distance_km) \
+             ), \
+             heads AS MATERIALIZED ( \
+                 SELECT p.postcode, p.distance_km, h.created_at \
+                 FROM p CROSS JOIN LATERAL ( \
+                     SELECT r.created_at \
+                     FROM registrants r \
+                     WHERE r.postcode = p.postcode AND r.status = 'active' \
+                       AND r.radius_km >= p.distance_km \
+                       AND (r.last_invited_at IS NULL OR r.last_invited_at <= $4) \
+                       AND NOT EXISTS (SELECT 1 FROM invitations i \
+                           WHERE i.registrant_id = r.id AND i.status = 'open') \
+                       AND NOT EXISTS (SELECT 1 FROM bookings b \
+                           WHERE b.registrant_id = r.id AND b.status IN ('booked', 'checked_in')) \
+                       AND r.id NOT IN (SELECT i.registrant_id FROM invitations i WHERE i.offer_id = $1) \
+                     ORDER BY r.created_at \
+                     LIMIT ($5 + GREATEST(cardinality($2), 1) - 1) / GREATEST(cardinality($2), 1) \
+                 ) h \
+             ), \
+             cutoff AS ( \
+                 SELECT created_at FROM heads ORDER BY created_at OFFSET $5 - 1 LIMIT 1 \
+             ), \
+             near AS ( \
+                 SELECT postcode, min(distance_km) AS distance_km \
+                 FROM heads \
+                 WHERE created_at <= COALESCE((SELECT created_at FROM cutoff), 'infinity') \
+                 GROUP BY postcode \
+             ) \
+             SELECT c.id AS registrant_id, c.postcode, p.distance_km, c.created_at, c.language, \
                  c.email_key_id, c.email_ciphertext, c.email_index \
-             FROM UNNEST($2::text[], $3::real[]) AS p (postcode, distance_km) \
-             CROSS JOIN LATERAL ( \
+             FROM near p CROSS JOIN LATERAL ( \
                  SELECT r.id, r.postcode, r.created_at, r.language, r.email_key_id, \
                      r.email_ciphertext, r.email_index \
                  FROM registrants r \
                  WHERE r.postcode = p.postcode AND r.status = 'active' \
+                   AND r.created_at <= COALESCE((SELECT created_at FROM cutoff), 'infinity') \
                    AND r.radius_km >= p.distance_km \
                    AND (r.last_invited_at IS NULL OR r.last_invited_at <= $4) \
                    AND NOT EXISTS (SELECT 1 FROM invitations i \
                        WHERE i.registrant_id = r.id AND i.status = 'open') \
                    AND NOT EXISTS (SELECT 1 FROM bookings b \
                        WHERE b.registrant_id = r.id AND b.status IN ('booked', 'checked_in')) \
-                   AND NOT EXISTS (SELECT 1 FROM invitations i \
-                       WHERE i.offer_id = $1 AND i.registrant_id = r.id) \
+                   AND r.id NOT IN (SELECT i.registrant_id FROM invitations i WHERE i.offer_id = $1) \
                  ORDER BY r.created_at, r.id \
                  LIMIT $5 \
              ) c \
              ORDER BY c.created_at, c.id \
-             LIMIT $5",
+             LIMIT $5 \
+             ",
         )
         .bind(query.offer_id)
         .bind(codes)
