@@ -3,10 +3,9 @@
 //! then deleted. Only anonymous daily counters per 2-digit postcode area survive.
 
 use chrono::{DateTime, Duration, Utc};
-use restdose_crypto::SecretToken;
 use restdose_domain::Lang;
 use restdose_mail::{BookingTemplate, OutgoingMail, render_booking};
-use restdose_store::{EncryptedColumn, Metric, NewToken, PurgePreview, TokenPurpose};
+use restdose_store::{EncryptedColumn, Metric, PurgePreview};
 use uuid::Uuid;
 
 use crate::{ServiceError, Services};
@@ -120,22 +119,10 @@ impl Services {
             .paused_to_warn(now - self.retention.paused_warning_after, 200)
             .await?;
         for person in people {
-            let plain = self.keys.decrypt(
-                person.email.key_id,
-                &person.email.ciphertext,
-                person.id.as_bytes(),
-            )?;
-            let email = String::from_utf8(plain.to_vec())
-                .map_err(|_| restdose_crypto::CryptoError::Decrypt)?;
-            let manage = SecretToken::generate()?;
+            let email = self.decrypt_email(person.id, &person.email)?;
+            let (manage, manage_row) = self.manage_token(person.id, now)?;
             self.store
-                .insert_tokens(&[NewToken {
-                    hash: manage.hash(),
-                    registrant_id: person.id,
-                    purpose: TokenPurpose::Manage,
-                    created_at: now,
-                    expires_at: now + self.policy.manage_link_ttl,
-                }])
+                .insert_tokens(std::slice::from_ref(&manage_row))
                 .await?;
             let lang = Lang::from_code(&person.language).unwrap_or_default();
             let content = render_booking(
@@ -147,7 +134,7 @@ impl Services {
                 },
             );
             let mail = OutgoingMail {
-                to: restdose_domain::Email::from_trusted(email),
+                to: email,
                 message_id: self.links.message_id(Uuid::new_v4()),
                 content,
             };

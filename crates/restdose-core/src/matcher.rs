@@ -105,7 +105,12 @@ fn address(practice: &Practice) -> String {
 }
 
 impl Services {
-    fn decrypt_email(&self, id: Uuid, email: &StoredEmail) -> Result<Email, ServiceError> {
+    /// The address of a person, decrypted (bound to their row id).
+    pub(crate) fn decrypt_email(
+        &self,
+        id: Uuid,
+        email: &StoredEmail,
+    ) -> Result<Email, ServiceError> {
         let plain = self
             .keys
             .decrypt(email.key_id, &email.ciphertext, id.as_bytes())?;
@@ -114,7 +119,8 @@ impl Services {
         Ok(Email::from_trusted(text))
     }
 
-    fn manage_token(
+    /// A new self-service link for a person: the secret and the row to store.
+    pub(crate) fn manage_token(
         &self,
         registrant_id: Uuid,
         now: DateTime<Utc>,

@@ -2,12 +2,9 @@
 //! no-shows, adding doses, closing early and cancelling (with mails to everyone who booked).
 
 use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
-use restdose_crypto::SecretToken;
 use restdose_domain::{BookingCode, Lang, RadiusKm};
 use restdose_mail::{BookingTemplate, OutgoingMail, render_booking};
-use restdose_store::{
-    Booking, BookingStatus, CheckInOutcome, NewOffer, NewToken, Offer, OfferStatus, TokenPurpose,
-};
+use restdose_store::{Booking, BookingStatus, CheckInOutcome, NewOffer, Offer, OfferStatus};
 use uuid::Uuid;
 
 use crate::{FieldError, Principal, RadiusInput, ServiceError, Services};
@@ -418,23 +415,11 @@ impl Services {
         let Some(registrant) = self.store.registrant(registrant_id).await? else {
             return Ok(());
         };
-        let plain = self.keys.decrypt(
-            registrant.email.key_id,
-            &registrant.email.ciphertext,
-            registrant.id.as_bytes(),
-        )?;
-        let email =
-            String::from_utf8(plain.to_vec()).map_err(|_| restdose_crypto::CryptoError::Decrypt)?;
+        let email = self.decrypt_email(registrant.id, &registrant.email)?;
         let now = self.clock.now();
-        let manage = SecretToken::generate()?;
+        let (manage, manage_row) = self.manage_token(registrant_id, now)?;
         self.store
-            .insert_tokens(&[NewToken {
-                hash: manage.hash(),
-                registrant_id,
-                purpose: TokenPurpose::Manage,
-                created_at: now,
-                expires_at: now + self.policy.manage_link_ttl,
-            }])
+            .insert_tokens(std::slice::from_ref(&manage_row))
             .await?;
         let lang = Lang::from_code(&registrant.language).unwrap_or_default();
         let content = render_booking(
@@ -448,7 +433,7 @@ impl Services {
             },
         );
         let mail = OutgoingMail {
-            to: restdose_domain::Email::from_trusted(email),
+            to: email,
             message_id: self.links.message_id(Uuid::new_v4()),
             content,
         };

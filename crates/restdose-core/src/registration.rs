@@ -188,15 +188,8 @@ impl Services {
     /// The person behind a self-service link.
     pub async fn view(&self, token: &str) -> Result<RegistrantView, ServiceError> {
         let registrant = self.registrant_for(token).await?;
-        let plain = self.keys.decrypt(
-            registrant.email.key_id,
-            &registrant.email.ciphertext,
-            registrant.id.as_bytes(),
-        )?;
-        let email =
-            String::from_utf8(plain.to_vec()).map_err(|_| restdose_crypto::CryptoError::Decrypt)?;
         Ok(RegistrantView {
-            email: Email::from_trusted(email),
+            email: self.decrypt_email(registrant.id, &registrant.email)?,
             postcode: Postcode::from_trusted(registrant.postcode),
             radius: RadiusKm::new(i64::from(registrant.radius_km)).unwrap_or_default(),
             status: registrant.status,
