@@ -190,13 +190,37 @@ pub fn screens_dir() -> PathBuf {
     dir
 }
 
+/// With `RESTDOSE_UPDATE_SCREENS=1`: writes docs/screens.md, one line per checked page (its
+/// screenshot name and title) with both screenshots. Without it, nothing.
+pub fn write_screens_index(pages: &[(String, String, String)]) {
+    if std::env::var("RESTDOSE_UPDATE_SCREENS").as_deref() != Ok("1") {
+        return;
+    }
+    let mut out = String::from(
+        "# Screens\n\n\
+         Every page the browser suite (`tests/tests/browser.rs`) visits, as Chromium shows it at\n\
+         360 px (a small phone) and 1280 px, full page height. Written by the suite itself:\n\
+         `RESTDOSE_UPDATE_SCREENS=1 scripts/test browser` (without the variable the\n\
+         screenshots go to `target/screens/`). Every page here passed axe-core (WCAG 2.1 AA),\n\
+         the 18 px and 200 % zoom checks; see [accessibility.md](accessibility.md).\n\n\
+         | page | title | 360 px | 1280 px |\n|---|---|---|---|\n",
+    );
+    for (name, _, title) in pages {
+        let title = title.replace('|', "\\|");
+        out.push_str(&format!(
+            "| `{name}` | {title} | [![{name} at 360 px](screens/{name}-360.png)](screens/{name}-360.png) | [![{name} at 1280 px](screens/{name}-1280.png)](screens/{name}-1280.png) |\n"
+        ));
+    }
+    std::fs::write(workspace_root().join("docs/screens.md"), out).unwrap();
+}
+
 /// One browser tab with the checks every page goes through.
 pub struct Tab {
     pub client: Client,
     pub base: String,
     axe: Option<String>,
-    /// Every page checked so far: (screenshot name, path).
-    pub visited: Vec<(String, String)>,
+    /// Every page checked so far: (screenshot name, path, title).
+    pub visited: Vec<(String, String, String)>,
 }
 
 impl Tab {
@@ -417,7 +441,7 @@ impl Tab {
             overflow[3]
         );
         self.resize(1280, 900).await;
-        self.visited.push((name.to_owned(), path));
+        self.visited.push((name.to_owned(), path, title));
     }
 
     /// Every `aria-invalid` field names an existing, non-empty error message in

@@ -360,10 +360,10 @@ async fn every_page_works_in_chromium_is_accessible_and_speaks_german_and_englis
     tab.click_link(msg(DE, "site.switch")).await;
     wait_until("English", || async { tab.html_lang().await == "en" }).await;
     tab.check("signup-en").await;
-    let german_pages: Vec<(String, String)> = tab.visited.clone();
-    for (name, path) in german_pages
+    let german_pages = tab.visited.clone();
+    for (name, path, _) in german_pages
         .iter()
-        .filter(|(name, _)| !name.ends_with("-en") && !name.starts_with("nojs"))
+        .filter(|(name, _, _)| !name.ends_with("-en") && !name.starts_with("nojs"))
     {
         let path = path.split('?').next().unwrap();
         // Pages behind a POST (done, confirmed, …) have no URL of their own to revisit.
@@ -386,6 +386,9 @@ async fn every_page_works_in_chromium_is_accessible_and_speaks_german_and_englis
     tab.goto(&anna_booking).await;
     tab.check("booking-en").await;
 
+    restdose_tests::browser::write_screens_index(
+        &[tab.visited.clone(), nojs.visited.clone()].concat(),
+    );
     tab.client.clone().close().await.ok();
     nojs.client.clone().close().await.ok();
     app.stop().await;
