@@ -68,7 +68,7 @@ pub fn start(
                     .limit(state.options.max_body_bytes)
                     .error_handler(pages::bad_form),
             )
-            .wrap(security_headers())
+            .wrap(security_headers(state.options.secure_cookies))
             .wrap(actix_web::middleware::from_fn(error::log_requests))
             .configure(routes)
     })
@@ -133,13 +133,19 @@ async fn stylesheet() -> HttpResponse {
 }
 
 /// Tokens live in URLs, so no page may leak them through a Referer; no external assets at all.
-fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+/// `https` (the public URL is https, see `WebOptions::secure_cookies`) adds HSTS.
+fn security_headers(https: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::REFERRER_POLICY, "no-referrer"))
         .add((header::X_FRAME_OPTIONS, "DENY"))
         .add((
             header::CONTENT_SECURITY_POLICY,
             "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-        ))
+        ));
+    if https {
+        headers.add((header::STRICT_TRANSPORT_SECURITY, "max-age=31536000"))
+    } else {
+        headers
+    }
 }
