@@ -128,11 +128,8 @@ impl Services {
                 .or_default() += count(row.offers);
             *fill_all.entry(row.minutes).or_default() += count(row.offers);
         }
-        let days: BTreeSet<NaiveDate> = per_day
-            .keys()
-            .chain(fill_per_day.keys())
-            .copied()
-            .collect();
+        let days: BTreeSet<NaiveDate> =
+            per_day.keys().chain(fill_per_day.keys()).copied().collect();
         let histogram = |h: Option<&BTreeMap<i64, u64>>| -> Vec<(i64, u64)> {
             h.map(|h| h.iter().map(|(m, n)| (*m, *n)).collect())
                 .unwrap_or_default()
@@ -245,7 +242,9 @@ impl Services {
             last_30_days: self
                 .practice_window(practice_id, today - Duration::days(29), today)
                 .await?,
-            all_time: self.practice_window(practice_id, beginning(), today).await?,
+            all_time: self
+                .practice_window(practice_id, beginning(), today)
+                .await?,
         })
     }
 

@@ -55,8 +55,10 @@ impl StatisticsStore for PgStore {
     #[tracing::instrument(skip_all)]
     async fn waiting_by_area(&self) -> StoreResult<Vec<AreaCount>> {
         let rows: Vec<AreaRow> = sqlx::query_as(
-            "SELECT substr(postcode, 1, 2) AS area, COUNT(*) AS waiting FROM registrants \
-             WHERE status = 'active' GROUP BY 1 ORDER BY 1 COLLATE \"C\"",
+            "SELECT area, waiting FROM ( \
+                 SELECT substr(postcode, 1, 2) AS area, COUNT(*) AS waiting FROM registrants \
+                 WHERE status = 'active' GROUP BY 1) AS counts \
+             ORDER BY area COLLATE \"C\"",
         )
         .fetch_all(&self.pool)
         .await

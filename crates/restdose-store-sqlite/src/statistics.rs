@@ -105,17 +105,17 @@ impl StatisticsStore for SqliteStore {
         if postcodes.is_empty() {
             return Ok(WaitingPosition { ahead: 0, total: 0 });
         }
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT COALESCE(SUM(CASE WHEN created_at < ",
-        );
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT COALESCE(SUM(CASE WHEN created_at < ");
         query
             .push_bind(person.created_at)
             .push(" OR (created_at = ")
             .push_bind(person.created_at)
             .push(" AND id < ")
             .push_bind(registrant_id)
-            .push(") THEN 1 ELSE 0 END), 0) AS ahead, COUNT(*) AS total FROM registrants \
-                   WHERE status = 'active' AND postcode IN (");
+            .push(
+                ") THEN 1 ELSE 0 END), 0) AS ahead, COUNT(*) AS total FROM registrants \
+                   WHERE status = 'active' AND postcode IN (",
+            );
         let mut separated = query.separated(", ");
         for code in postcodes {
             separated.push_bind(code);

@@ -26,7 +26,8 @@ use uuid::Uuid;
 
 #[async_trait]
 pub trait Store:
-    PortalStore + MatcherStore + LifecycleStore + StatisticsStore + Send + Sync + 'static {
+    PortalStore + MatcherStore + LifecycleStore + StatisticsStore + Send + Sync + 'static
+{
     /// "postgres" or "sqlite", for logs.
     fn backend(&self) -> &'static str;
 

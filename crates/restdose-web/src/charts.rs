@@ -259,7 +259,10 @@ mod tests {
         assert_eq!(root.attribute("aria-label"), Some("People waiting & more"));
         let title = root.children().find(|n| n.has_tag_name("title")).unwrap();
         assert_eq!(title.text(), Some("People waiting & more"));
-        let bars: Vec<_> = root.descendants().filter(|n| n.has_tag_name("rect")).collect();
+        let bars: Vec<_> = root
+            .descendants()
+            .filter(|n| n.has_tag_name("rect"))
+            .collect();
         assert_eq!(bars.len(), 2, "one bar per shown value");
         // The largest value reaches the nice maximum 50 of the axis: 40/50 of the plot.
         let h: f64 = bars[1].attribute("height").unwrap().parse().unwrap();
@@ -301,7 +304,9 @@ mod tests {
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].attribute("points").unwrap().split(' ').count(), 2);
         assert_eq!(
-            doc.descendants().filter(|n| n.has_tag_name("circle")).count(),
+            doc.descendants()
+                .filter(|n| n.has_tag_name("circle"))
+                .count(),
             3
         );
         assert!(svg.contains(">100 %<"));

@@ -8,9 +8,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{DateTime, Duration, Utc};
-use restdose_core::statistics::{
-    PersonalOdds, PracticeFigures, PracticeWindow, PublicStatistics,
-};
+use restdose_core::statistics::{PersonalOdds, PracticeFigures, PracticeWindow, PublicStatistics};
 use restdose_domain::statistics::{Cell, ExpectedWait, Median, SUPPRESS_BELOW, Share, WaitWords};
 use serde_json::{Value, json};
 
@@ -125,7 +123,10 @@ pub(crate) fn odds_view(t: &T, odds: PersonalOdds) -> OddsView {
 }
 
 /// The practice's figures as the dashboard shows them: (label key, last 30 days, all time).
-pub(crate) fn practice_rows(t: &T, figures: &PracticeFigures) -> Vec<(&'static str, String, String)> {
+pub(crate) fn practice_rows(
+    t: &T,
+    figures: &PracticeFigures,
+) -> Vec<(&'static str, String, String)> {
     let placed = |w: &PracticeWindow| w.doses_placed.to_string();
     let fill = |w: &PracticeWindow| {
         w.median_fill_minutes.map_or_else(
@@ -385,6 +386,12 @@ async fn statistics_json(state: web::Data<AppState>) -> Result<HttpResponse, Api
     let rows: Vec<Value> = rows(&stats)
         .into_iter()
         .map(|(series, key, value, suppressed)| {
+            // Counts as integers, shares and medians as decimals.
+            let value = match value {
+                Some(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => json!(v as i64),
+                Some(v) => json!(v),
+                None => Value::Null,
+            };
             json!({"series": series, "key": key, "value": value, "suppressed": suppressed})
         })
         .collect();
