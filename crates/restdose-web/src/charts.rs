@@ -25,12 +25,16 @@ pub struct Chart<'a> {
     pub percent: bool,
 }
 
-const WIDTH: f64 = 640.0;
-const HEIGHT: f64 = 240.0;
-const LEFT: f64 = 48.0;
+// A narrow drawing (400 units) so text stays legible on a 360 px phone (~10 px) and is not
+// oversized in the 40rem column on a desktop (~20 px).
+const WIDTH: f64 = 400.0;
+const HEIGHT: f64 = 220.0;
+const LEFT: f64 = 40.0;
 const RIGHT: f64 = 8.0;
 const TOP: f64 = 12.0;
-const BOTTOM: f64 = 48.0;
+const BOTTOM: f64 = 28.0;
+/// At most this many labels under the x axis.
+const MAX_X_LABELS: usize = 8;
 
 /// Escapes text for XML content and attribute values.
 pub fn escape(text: &str) -> String {
@@ -98,7 +102,7 @@ fn open(chart: &Chart<'_>, kind: &str, out: &mut String) -> f64 {
         let _ = write!(
             out,
             "<line class=\"grid\" x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#ccc\" stroke-width=\"1\"/>\
-             <text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"11\" fill=\"#333\">{}</text>",
+             <text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"12\" fill=\"#333\">{}</text>",
             WIDTH - RIGHT,
             LEFT - 4.0,
             y + 4.0,
@@ -121,17 +125,17 @@ fn slots(n: usize) -> (f64, impl Fn(usize) -> f64) {
     (slot, move |i: usize| LEFT + slot * (i as f64 + 0.5))
 }
 
-/// Labels under the axis, thinned so they do not overlap (at most ~16).
+/// Labels under the axis, thinned so they do not overlap.
 fn x_labels(points: &[Point], out: &mut String) {
     let (_, centre) = slots(points.len());
-    let every = points.len().div_ceil(16).max(1);
+    let every = points.len().div_ceil(MAX_X_LABELS).max(1);
     for (i, point) in points.iter().enumerate() {
         if i % every != 0 {
             continue;
         }
         let _ = write!(
             out,
-            "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"11\" fill=\"#333\">{}</text>",
+            "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"12\" fill=\"#333\">{}</text>",
             centre(i),
             HEIGHT - BOTTOM + 16.0,
             escape(&point.label),
