@@ -250,7 +250,7 @@ impl Services {
             .ok_or(ServiceError::InvalidLink)
     }
 
-    async fn registrant_for(&self, token: &str) -> Result<Registrant, ServiceError> {
+    pub(crate) async fn registrant_for(&self, token: &str) -> Result<Registrant, ServiceError> {
         let id = self.registrant_id_for(token).await?;
         self.store
             .registrant(id)

@@ -12,6 +12,7 @@ pub mod lang;
 pub mod matching;
 pub mod postcode;
 pub mod radius;
+pub mod statistics;
 
 pub use booking_code::{BookingCode, BookingCodeError};
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -21,6 +21,7 @@ use uuid::Uuid;
 mod lifecycle;
 mod matcher;
 mod portal;
+mod statistics;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 

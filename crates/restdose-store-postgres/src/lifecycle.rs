@@ -24,9 +24,25 @@ const STATUSES_OF_PEOPLE_WHO_GO: &str = "'booked', 'checked_in', 'no_show'";
 #[derive(FromRow)]
 struct FinishedOfferRow {
     id: Uuid,
+    practice_id: Uuid,
     doses: i32,
     postcode: String,
     starts_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(FromRow)]
+struct BookingCountsRow {
+    checked_in: i64,
+    no_show: i64,
+    last_placed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(FromRow)]
+struct WaveCountsRow {
+    wave: i32,
+    invited: i64,
+    claimed: i64,
 }
 
 #[derive(FromRow)]
@@ -101,6 +117,95 @@ async fn add_stat_on(
     Ok(())
 }
 
+/// The counters of the open statistics (`0005_statistics.sql`) for one offer being purged:
+/// invitations and claims per wave, the practice's placed / checked-in / no-show doses, and
+/// the time from posting to the last dose placed if the offer was filled.
+async fn add_statistics_on(
+    conn: &mut PgConnection,
+    offer: &FinishedOfferRow,
+    day: NaiveDate,
+    area: &str,
+    placed: i64,
+) -> StoreResult<()> {
+    let waves: Vec<WaveCountsRow> = sqlx::query_as(
+        "SELECT i.wave AS wave, COUNT(*) AS invited, \
+             COUNT(*) FILTER (WHERE EXISTS \
+                 (SELECT 1 FROM bookings b WHERE b.invitation_id = i.id)) AS claimed \
+         FROM invitations i WHERE i.offer_id = $1 GROUP BY i.wave ORDER BY i.wave",
+    )
+    .bind(offer.id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    for w in waves {
+        sqlx::query(
+            "INSERT INTO wave_stats (day, wave, invited, claimed) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (day, wave) DO UPDATE SET invited = wave_stats.invited + EXCLUDED.invited, \
+                 claimed = wave_stats.claimed + EXCLUDED.claimed",
+        )
+        .bind(day)
+        .bind(w.wave)
+        .bind(w.invited)
+        .bind(w.claimed)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    }
+    let bookings: BookingCountsRow = sqlx::query_as(
+        "SELECT \
+             COUNT(*) FILTER (WHERE status = 'checked_in') AS checked_in, \
+             COUNT(*) FILTER (WHERE status = 'no_show') AS no_show, \
+             MAX(created_at) FILTER (WHERE status IN ('booked', 'checked_in', 'no_show')) \
+                 AS last_placed_at \
+         FROM bookings WHERE offer_id = $1",
+    )
+    .bind(offer.id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    for (metric, value) in [
+        ("doses_placed", placed),
+        ("checked_in", bookings.checked_in),
+        ("no_show", bookings.no_show),
+    ] {
+        if value == 0 {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO practice_stats (day, practice_id, metric, value) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (practice_id, day, metric) \
+                 DO UPDATE SET value = practice_stats.value + EXCLUDED.value",
+        )
+        .bind(day)
+        .bind(offer.practice_id)
+        .bind(metric)
+        .bind(value)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    }
+    // Filled: every dose went to someone who booked (no-shows included: the dose was placed).
+    let filled = bookings.no_show + placed >= i64::from(offer.doses);
+    if let (true, Some(last)) = (filled, bookings.last_placed_at) {
+        let minutes = (last - offer.created_at).num_minutes().max(0);
+        let minutes = i32::try_from(minutes).unwrap_or(i32::MAX);
+        sqlx::query(
+            "INSERT INTO fill_times (day, area, practice_id, minutes, offers) \
+             VALUES ($1, $2, $3, $4, 1) \
+             ON CONFLICT (day, area, practice_id, minutes) \
+                 DO UPDATE SET offers = fill_times.offers + 1",
+        )
+        .bind(day)
+        .bind(area)
+        .bind(offer.practice_id)
+        .bind(minutes)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
 /// Purges the oldest finished offer no other worker holds, in one transaction; None when there
 /// is none left.
 async fn purge_one_offer(
@@ -109,7 +214,7 @@ async fn purge_one_offer(
 ) -> StoreResult<Option<PurgedOffer>> {
     let mut tx = store.pool.begin().await.map_err(db_error)?;
     let offer: Option<FinishedOfferRow> = sqlx::query_as(
-        "SELECT id, doses, postcode, starts_at FROM offers \
+        "SELECT id, practice_id, doses, postcode, starts_at, created_at FROM offers \
          WHERE ends_at < $1 \
          ORDER BY ends_at, id \
          LIMIT 1 \
@@ -149,6 +254,7 @@ async fn purge_one_offer(
     ] {
         add_stat_on(&mut tx, day, &area, metric, value).await?;
     }
+    add_statistics_on(&mut tx, &offer, day, &area, counts.placed).await?;
 
     // The people who came (or were due to), locked in id order first; their tokens,
     // invitations and mails go by cascade, their other bookings keep no link to them.

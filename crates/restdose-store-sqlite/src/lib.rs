@@ -25,6 +25,7 @@ use uuid::Uuid;
 mod lifecycle;
 mod matcher;
 mod portal;
+mod statistics;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 

@@ -27,9 +27,25 @@ const DAY_FORMAT: &str = "%Y-%m-%d";
 #[derive(FromRow)]
 struct FinishedOfferRow {
     id: Uuid,
+    practice_id: Uuid,
     doses: i64,
     postcode: String,
     starts_at: i64,
+    created_at: i64,
+}
+
+#[derive(FromRow)]
+struct BookingCountsRow {
+    checked_in: i64,
+    no_show: i64,
+    last_placed_at: Option<i64>,
+}
+
+#[derive(FromRow)]
+struct WaveCountsRow {
+    wave: i64,
+    invited: i64,
+    claimed: i64,
 }
 
 #[derive(FromRow)]
@@ -116,6 +132,96 @@ async fn add_stat_on(
     Ok(())
 }
 
+/// The counters of the open statistics (`0005_statistics.sql`) for one offer being purged:
+/// invitations and claims per wave, the practice's placed / checked-in / no-show doses, and
+/// the time from posting to the last dose placed if the offer was filled.
+async fn add_statistics_on(
+    conn: &mut SqliteConnection,
+    offer: &FinishedOfferRow,
+    day: NaiveDate,
+    area: &str,
+    placed: i64,
+) -> StoreResult<()> {
+    let waves: Vec<WaveCountsRow> = sqlx::query_as(
+        "SELECT i.wave AS wave, COUNT(*) AS invited, \
+             SUM(CASE WHEN EXISTS (SELECT 1 FROM bookings b WHERE b.invitation_id = i.id) \
+                 THEN 1 ELSE 0 END) AS claimed \
+         FROM invitations i WHERE i.offer_id = ?1 GROUP BY i.wave ORDER BY i.wave",
+    )
+    .bind(offer.id)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    for w in waves {
+        sqlx::query(
+            "INSERT INTO wave_stats (day, wave, invited, claimed) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (day, wave) DO UPDATE SET invited = wave_stats.invited + excluded.invited, \
+                 claimed = wave_stats.claimed + excluded.claimed",
+        )
+        .bind(day_to_db(day))
+        .bind(w.wave)
+        .bind(w.invited)
+        .bind(w.claimed)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    }
+    let bookings: BookingCountsRow = sqlx::query_as(
+        "SELECT \
+             (SELECT COUNT(*) FROM bookings WHERE offer_id = ?1 AND status = 'checked_in') \
+                 AS checked_in, \
+             (SELECT COUNT(*) FROM bookings WHERE offer_id = ?1 AND status = 'no_show') \
+                 AS no_show, \
+             (SELECT MAX(created_at) FROM bookings \
+                 WHERE offer_id = ?1 AND status IN ('booked', 'checked_in', 'no_show')) \
+                 AS last_placed_at",
+    )
+    .bind(offer.id)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    for (metric, value) in [
+        ("doses_placed", placed),
+        ("checked_in", bookings.checked_in),
+        ("no_show", bookings.no_show),
+    ] {
+        if value == 0 {
+            continue;
+        }
+        sqlx::query(
+            "INSERT INTO practice_stats (day, practice_id, metric, value) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (practice_id, day, metric) \
+                 DO UPDATE SET value = practice_stats.value + excluded.value",
+        )
+        .bind(day_to_db(day))
+        .bind(offer.practice_id)
+        .bind(metric)
+        .bind(value)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    }
+    // Filled: every dose went to someone who booked (no-shows included: the dose was placed).
+    let filled = bookings.no_show + placed >= offer.doses;
+    if let (true, Some(last)) = (filled, bookings.last_placed_at) {
+        let minutes = ((last - offer.created_at).max(0)) / 60_000;
+        sqlx::query(
+            "INSERT INTO fill_times (day, area, practice_id, minutes, offers) \
+             VALUES (?1, ?2, ?3, ?4, 1) \
+             ON CONFLICT (day, area, practice_id, minutes) \
+                 DO UPDATE SET offers = fill_times.offers + 1",
+        )
+        .bind(day_to_db(day))
+        .bind(area)
+        .bind(offer.practice_id)
+        .bind(minutes)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    }
+    Ok(())
+}
+
 /// Purges the oldest finished offer in one transaction; None when there is none left.
 async fn purge_one_offer(
     store: &SqliteStore,
@@ -123,7 +229,7 @@ async fn purge_one_offer(
 ) -> StoreResult<Option<PurgedOffer>> {
     let mut tx = store.pool.begin_with(BEGIN_WRITE).await.map_err(db_error)?;
     let offer: Option<FinishedOfferRow> = sqlx::query_as(
-        "SELECT id, doses, postcode, starts_at FROM offers \
+        "SELECT id, practice_id, doses, postcode, starts_at, created_at FROM offers \
          WHERE ends_at < ?1 \
          ORDER BY ends_at, id \
          LIMIT 1",
@@ -164,6 +270,7 @@ async fn purge_one_offer(
     ] {
         add_stat_on(&mut tx, day, &area, metric, value).await?;
     }
+    add_statistics_on(&mut tx, &offer, day, &area, counts.placed).await?;
 
     // The people who came (or were due to); their tokens, invitations and mails go by cascade,
     // their other bookings keep no link to them. Listed first: deleting them rewrites the

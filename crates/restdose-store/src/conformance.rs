@@ -24,11 +24,13 @@ mod accounts;
 mod lifecycle;
 mod matcher;
 mod offers;
+mod statistics;
 
 pub use accounts::*;
 pub use lifecycle::*;
 pub use matcher::*;
 pub use offers::*;
+pub use statistics::*;
 
 use crate::{
     NewRegistrant, NewToken, PostcodeRow, Registrant, RegistrantStatus, Store, StoreError,
@@ -134,6 +136,9 @@ pub const CASES: &[&str] = &[
     "purge_preview_counts_what_the_purges_delete",
     "key_rotation_walks_both_columns_and_swaps_only_unchanged_ciphertexts",
     "deleting_a_registrant_or_an_offer_deletes_their_mails",
+    // open statistics: statistics.rs
+    "people_waiting_are_counted_by_area_and_position",
+    "purge_writes_wave_fill_time_and_practice_counters",
 ];
 
 /// Calls `$callback! { case_a, case_b, ... }` with the name of every case in this module, so a
@@ -237,6 +242,8 @@ macro_rules! conformance_cases {
             purge_preview_counts_what_the_purges_delete,
             key_rotation_walks_both_columns_and_swaps_only_unchanged_ciphertexts,
             deleting_a_registrant_or_an_offer_deletes_their_mails,
+            people_waiting_are_counted_by_area_and_position,
+            purge_writes_wave_fill_time_and_practice_counters,
         }
     };
 }

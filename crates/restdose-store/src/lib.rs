@@ -11,19 +11,23 @@ mod lifecycle;
 mod matcher;
 mod model;
 mod portal;
+mod statistics;
 
 pub use error::{StoreError, StoreResult};
 pub use lifecycle::*;
 pub use matcher::*;
 pub use model::*;
 pub use portal::*;
+pub use statistics::*;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 #[async_trait]
-pub trait Store: PortalStore + MatcherStore + LifecycleStore + Send + Sync + 'static {
+pub trait Store:
+    PortalStore + MatcherStore + LifecycleStore + StatisticsStore + Send + Sync + 'static
+{
     /// "postgres" or "sqlite", for logs.
     fn backend(&self) -> &'static str;
 

@@ -9,6 +9,7 @@ static TABLES: &[&[(&str, &str, &str)]] = &[
     crate::i18n_portal::MESSAGES,
     crate::i18n_admin::MESSAGES,
     crate::i18n_matching::MESSAGES,
+    crate::i18n_stats::MESSAGES,
 ];
 
 /// (key, German, English): the registrant pages.

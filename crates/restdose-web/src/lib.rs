@@ -4,16 +4,19 @@
 mod admin;
 mod api;
 mod auth;
+mod charts;
 mod error;
 pub mod i18n;
 mod i18n_admin;
 mod i18n_matching;
 mod i18n_portal;
+mod i18n_stats;
 mod matching_pages;
 mod offers_api;
 mod pages;
 mod portal;
 mod request_lang;
+mod statistics;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header;
@@ -49,6 +52,7 @@ impl Default for WebOptions {
 pub(crate) struct AppState {
     pub services: Services,
     pub options: WebOptions,
+    pub statistics: std::sync::Arc<statistics::StatisticsCache>,
 }
 
 /// Starts serving on an already bound listener (port 0 in tests). The returned server is a
@@ -59,7 +63,11 @@ pub fn start(
     options: WebOptions,
 ) -> std::io::Result<(Server, ServerHandle)> {
     let workers = options.workers;
-    let state = AppState { services, options };
+    let state = AppState {
+        services,
+        options,
+        statistics: Default::default(),
+    };
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
@@ -116,6 +124,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .configure(admin::routes)
         .configure(offers_api::routes)
         .configure(matching_pages::routes)
+        .configure(statistics::routes)
         .route("/healthz", web::get().to(healthz))
         .route("/static/style.css", web::get().to(stylesheet))
         .default_service(web::to(pages::not_found));

@@ -68,6 +68,9 @@ struct ManagePage<'a> {
     radius_km: &'a str,
     postcode_error: Option<&'static str>,
     radius_error: Option<&'static str>,
+    /// The person's odds (docs/statistics.md); None when not shown.
+    odds: Option<crate::statistics::OddsView>,
+    waiting: bool,
 }
 
 #[derive(Deserialize)]
@@ -316,6 +319,14 @@ pub async fn manage_page(
         Ok(view) => {
             let postcode = view.postcode.as_str().to_owned();
             let radius = view.radius.km().to_string();
+            let t = T::new(lang.lang);
+            let odds = match state.services.personal_odds(&token).await {
+                Ok(odds) => odds.map(|odds| crate::statistics::odds_view(&t, odds)),
+                Err(e) => {
+                    log_failure(&e);
+                    None
+                }
+            };
             render_manage(
                 &state,
                 &lang,
@@ -326,6 +337,7 @@ pub async fn manage_page(
                 &postcode,
                 &radius,
                 &[],
+                odds,
             )
         }
         Err(e) => failure(&state, &lang, &e),
@@ -343,6 +355,7 @@ fn render_manage(
     postcode: &str,
     radius_km: &str,
     errors: &[FieldError],
+    odds: Option<crate::statistics::OddsView>,
 ) -> HttpResponse {
     let (status_name, status_key) = match view.status {
         RegistrantStatus::Pending => ("pending", "status.pending"),
@@ -367,6 +380,8 @@ fn render_manage(
         radius_km,
         postcode_error: field_message(errors, "postcode"),
         radius_error: field_message(errors, "radius_km"),
+        odds,
+        waiting: view.status == RegistrantStatus::Active,
     }
     .render();
     page(state, lang, status, body)
@@ -407,6 +422,7 @@ pub async fn manage_preferences(
                 &form.postcode,
                 &form.radius_km,
                 &errors,
+                None,
             ),
             Err(e) => failure(&state, &lang, &e),
         },

@@ -222,6 +222,8 @@ struct DashboardPage {
     status_key: &'static str,
     approved: bool,
     offers: Vec<OfferRow>,
+    /// The practice's own figures: (label key, last 30 days, all time).
+    figures: Vec<(&'static str, String, String)>,
 }
 
 struct OfferRow {
@@ -1177,8 +1179,17 @@ pub async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> HttpResp
             }
         })
         .collect();
+    let t = T::new(lang.lang);
+    let figures = if approved {
+        match state.services.practice_statistics(&session.principal).await {
+            Ok(figures) => crate::statistics::practice_rows(&t, &figures),
+            Err(e) => return portal_failure(&state, &lang, nav(&session), &e),
+        }
+    } else {
+        Vec::new()
+    };
     let rendered = DashboardPage {
-        t: T::new(lang.lang),
+        t,
         nav: nav(&session),
         practice_name: session
             .practice
@@ -1189,6 +1200,7 @@ pub async fn dashboard(state: web::Data<AppState>, req: HttpRequest) -> HttpResp
         status_key,
         approved,
         offers,
+        figures,
     }
     .render();
     page(&state, &lang, StatusCode::OK, rendered)

@@ -31,7 +31,7 @@ use crate::{
 // --- fixtures ---------------------------------------------------------------------------------
 
 /// The lifecycle cases' clock: long before every other case's rows.
-fn era() -> DateTime<Utc> {
+pub(super) fn era() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(1985, 6, 1, 9, 0, 0).unwrap() + ms(456)
 }
 
@@ -39,7 +39,7 @@ fn hours(n: i64) -> Duration {
     Duration::hours(n)
 }
 
-fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+pub(super) fn day(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
 }
 
@@ -88,7 +88,7 @@ fn offer_stats(
 
 /// An open offer of `doses` at `postcode` by `practice_id`, created at `at` (it starts an hour
 /// later and ends 3 h 500 ms after `at`).
-async fn offer_at(
+pub(super) async fn offer_at(
     store: &dyn Store,
     practice_id: Uuid,
     at: DateTime<Utc>,
@@ -106,13 +106,13 @@ async fn offer_at(
 }
 
 /// A confirmed person in line since `at`, with their manage link's hash.
-async fn waiting_since(store: &dyn Store, at: DateTime<Utc>) -> (Uuid, Vec<u8>) {
+pub(super) async fn waiting_since(store: &dyn Store, at: DateTime<Utc>) -> (Uuid, Vec<u8>) {
     let (new, manage) = insert_active_person(store, at, at).await;
     (new.id, manage.hash)
 }
 
 /// Invites `people` in wave `number` at `at` (each mail is about the person and the offer).
-async fn invite(
+pub(super) async fn invite(
     store: &dyn Store,
     offer_id: Uuid,
     number: i32,
@@ -136,7 +136,7 @@ async fn invite(
 
 /// Books the dose of an invitation at `now`; the confirmation is about the person and the
 /// offer.
-async fn claimed(
+pub(super) async fn claimed(
     store: &dyn Store,
     invitation: &NewInvitation,
     offer_id: Uuid,
@@ -160,7 +160,7 @@ fn ids(mails: &[&OutboxRow]) -> HashSet<Uuid> {
     mails.iter().map(|m| m.id).collect()
 }
 
-async fn exists(store: &dyn Store, id: Uuid) -> bool {
+pub(super) async fn exists(store: &dyn Store, id: Uuid) -> bool {
     store
         .registrant(id)
         .await
