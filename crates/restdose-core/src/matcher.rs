@@ -374,6 +374,16 @@ impl Services {
         let view = self.invitation_view(token).await?;
         let token = SecretToken::parse(token).map_err(|_| ServiceError::InvalidLink)?;
         let now = self.clock.now();
+        // A claim storm on a full offer: answer "all taken" with one conditional statement,
+        // before any decryption, rendering or token writing. The store's `claim` stays the
+        // arbiter whenever a dose may be left.
+        if view.remaining == 0
+            && view.invitation.status == InvitationStatus::Open
+            && self.store.claim_all_taken(&token.hash(), now).await?
+        {
+            tracing::info!(offer = %view.offer.id, outcome = ?ClaimOutcome::AllTaken, "claim");
+            return Ok((ClaimOutcome::AllTaken, None));
+        }
         let registrant = self
             .store
             .registrant(view.invitation.registrant_id)
