@@ -24,6 +24,7 @@ on_both_backends!(
     a_wave_invites_twice_the_doses_longest_waiting_first_within_reach_and_mails_each,
     opening_an_invitation_changes_nothing_and_claiming_books_with_a_code_and_a_calendar_entry,
     claims_beyond_the_doses_see_all_taken_and_keep_their_place_in_line,
+    a_claim_on_a_full_offer_answers_all_taken_without_queuing_mail_or_writing_tokens,
     a_person_who_declines_is_invited_again_ahead_of_people_who_signed_up_later,
     unanswered_invitations_expire_and_the_next_wave_goes_to_the_next_people_in_line,
     a_wave_nobody_claimed_makes_the_next_wave_of_the_offer_larger,
@@ -705,6 +706,47 @@ async fn claims_beyond_the_doses_see_all_taken_and_keep_their_place_in_line(back
         vec![1, 2, 1, 0, 0],
         "the booked person is skipped; the one who missed out comes before later sign-ups"
     );
+    app.stop().await;
+}
+
+async fn a_claim_on_a_full_offer_answers_all_taken_without_queuing_mail_or_writing_tokens(
+    backend: Backend,
+) {
+    // Arrange: one dose, two people invited, the first has booked it.
+    let app = TestApp::spawn(backend).await;
+    let practice = approved_practice(&app, "storm").await;
+    let line = people(&app, "s", 2, "10115").await;
+    let offer = post_offer(&app, &practice, Spec::default()).await;
+    let (_, invited, _, _) = invited_wave(&app, offer.id).await;
+    assert_eq!(invited, 2);
+    let first_link = invitation_link(&app, &line[0], 1).await;
+    let second_link = invitation_link(&app, &line[1], 1).await;
+    claim_booked(&app, &first_link).await;
+    settle(&app).await;
+    let outbox = app.db.count("outbox").await;
+    let tokens = app.db.count("registrant_tokens").await;
+    let mails = app.smtp.count_for(&line[1].email);
+
+    // Act: the late one claims (twice, as a storm would).
+    let token = second_link.trim_start_matches("/invitations/");
+    let (outcome, booking) = app.services.claim(token).await.unwrap();
+    let again = claim(&app, &second_link).await;
+
+    // Assert: all taken, the invitation answered as missed, nothing queued or written.
+    assert_eq!(outcome, restdose_store::ClaimOutcome::AllTaken);
+    assert!(booking.is_none());
+    assert_eq!(again.status(), 200);
+    let html = again.text().await.unwrap();
+    assert_eq!(attribute(&html, "data-state").as_deref(), Some("missed"));
+    assert_eq!(app.db.count("outbox").await, outbox, "no mail queued");
+    assert_eq!(
+        app.db.count("registrant_tokens").await,
+        tokens,
+        "no token written"
+    );
+    settle(&app).await;
+    assert_eq!(app.smtp.count_for(&line[1].email), mails);
+    assert_eq!(remaining(&app, &practice, offer.id).await, 0);
     app.stop().await;
 }
 

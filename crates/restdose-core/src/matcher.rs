@@ -374,6 +374,22 @@ impl Services {
         let view = self.invitation_view(token).await?;
         let token = SecretToken::parse(token).map_err(|_| ServiceError::InvalidLink)?;
         let now = self.clock.now();
+        // Answers that need no booking are given before any decryption, rendering or token
+        // writing (a claim storm is mostly these). An invitation never returns to `Open`, so
+        // an answered or expired one is answered from what was read...
+        match view.invitation.status {
+            InvitationStatus::Open if view.invitation.expires_at > now => {}
+            InvitationStatus::Open | InvitationStatus::Expired => {
+                return Ok((ClaimOutcome::Expired, None));
+            }
+            answered => return Ok((ClaimOutcome::AlreadyAnswered(answered), None)),
+        }
+        // ...and a claim on a full offer by one conditional statement. The store's `claim`
+        // stays the arbiter whenever a dose may be left.
+        if view.remaining == 0 && self.store.claim_all_taken(&token.hash(), now).await? {
+            tracing::info!(offer = %view.offer.id, outcome = ?ClaimOutcome::AllTaken, "claim");
+            return Ok((ClaimOutcome::AllTaken, None));
+        }
         let registrant = self
             .store
             .registrant(view.invitation.registrant_id)

@@ -25,7 +25,8 @@ mod statistics;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 
-/// How long a request waits for a pooled connection before the store reports `Unavailable`.
+/// How long a request waits for a pooled connection before the store reports `Unavailable`
+/// (the service passes `database_acquire_timeout_ms` instead).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Rows per `INSERT` when importing postcodes (sent as three arrays, so no bind-parameter limit;
@@ -40,6 +41,17 @@ pub struct PgStore {
 impl PgStore {
     /// Opens a pool to `url` (a `postgres://` URL). Fails when the server cannot be reached.
     pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
+        Self::connect_with_acquire_timeout(url, max_connections, ACQUIRE_TIMEOUT).await
+    }
+
+    /// As `connect`, waiting at most `acquire_timeout` for a pooled connection (then
+    /// `StoreError::Unavailable`, answered 503): a saturated pool turns away work quickly
+    /// instead of piling it up.
+    pub async fn connect_with_acquire_timeout(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<PgStore, StoreError> {
         let options = sqlx::postgres::PgConnectOptions::from_str(url)
             .map_err(db_error)?
             // The wave pick's first executions on a connection are planned with real arrays and
@@ -48,7 +60,7 @@ impl PgStore {
             .options([("jit", "off")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(acquire_timeout)
             .connect_with(options)
             .await
             .map_err(db_error)?;

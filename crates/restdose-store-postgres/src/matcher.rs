@@ -491,6 +491,24 @@ impl MatcherStore for PgStore {
         Ok(outcome)
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn claim_all_taken(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<bool> {
+        let missed = sqlx::query(
+            "UPDATE invitations i SET status = 'missed', answered_at = $2 \
+             WHERE i.token_hash = $1 AND i.status = 'open' AND i.expires_at > $2 \
+               AND EXISTS (SELECT 1 FROM offers o WHERE o.id = i.offer_id \
+                   AND o.status = 'open' AND o.ends_at > $2 AND o.claimed >= o.doses) \
+               AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.registrant_id = i.registrant_id \
+                   AND b.status IN ('booked', 'checked_in'))",
+        )
+        .bind(hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(missed.rows_affected() > 0)
+    }
+
     #[tracing::instrument(skip_all, fields(registrant))]
     async fn decline(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;

@@ -29,7 +29,8 @@ mod statistics;
 
 static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 
-/// How long a request waits for a pooled connection before the store reports `Unavailable`.
+/// How long a request waits for a pooled connection before the store reports `Unavailable`
+/// (the service passes `database_acquire_timeout_ms` instead).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long SQLite waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,6 +51,17 @@ impl SqliteStore {
     ///
     /// In-memory databases are refused: every pooled connection would see its own.
     pub async fn connect(url: &str, max_connections: u32) -> Result<SqliteStore, StoreError> {
+        Self::connect_with_acquire_timeout(url, max_connections, ACQUIRE_TIMEOUT).await
+    }
+
+    /// As `connect`, waiting at most `acquire_timeout` for a pooled connection (then
+    /// `StoreError::Unavailable`, answered 503): a saturated pool turns away work quickly
+    /// instead of piling it up.
+    pub async fn connect_with_acquire_timeout(
+        url: &str,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<SqliteStore, StoreError> {
         if is_in_memory(url) {
             return Err(StoreError::other(format!(
                 "refusing SQLite URL {url:?}: in-memory databases are not supported (every pooled \
@@ -82,7 +94,7 @@ impl SqliteStore {
 
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(acquire_timeout)
             .connect_with(options)
             .await
             .map_err(db_error)?;

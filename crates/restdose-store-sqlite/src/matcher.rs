@@ -451,6 +451,25 @@ impl MatcherStore for SqliteStore {
         Ok(outcome)
     }
 
+    #[tracing::instrument(skip_all)]
+    async fn claim_all_taken(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<bool> {
+        let missed = sqlx::query(
+            "UPDATE invitations SET status = 'missed', answered_at = ?2 \
+             WHERE token_hash = ?1 AND status = 'open' AND expires_at > ?2 \
+               AND EXISTS (SELECT 1 FROM offers o WHERE o.id = invitations.offer_id \
+                   AND o.status = 'open' AND o.ends_at > ?2 AND o.claimed >= o.doses) \
+               AND NOT EXISTS (SELECT 1 FROM bookings b \
+                   WHERE b.registrant_id = invitations.registrant_id \
+                   AND b.status IN ('booked', 'checked_in'))",
+        )
+        .bind(hash)
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(missed.rows_affected() > 0)
+    }
+
     #[tracing::instrument(skip_all, fields(registrant))]
     async fn decline(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<bool> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db_error)?;

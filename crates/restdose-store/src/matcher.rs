@@ -255,6 +255,13 @@ pub trait MatcherStore: Send + Sync {
     /// and the confirmation mail is in the outbox.
     async fn claim(&self, claim: &NewClaim) -> StoreResult<ClaimOutcome>;
 
+    /// The cheap answer to a claim on a full offer, one conditional statement: when the
+    /// invitation is open and unexpired, its offer running with every dose claimed and the
+    /// person holds no live booking, the invitation becomes `Missed` (answered_at = now) and
+    /// the result is true — what `claim` would have answered `AllTaken`. Otherwise nothing
+    /// changes and the result is false (the caller then runs the full `claim`).
+    async fn claim_all_taken(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<bool>;
+
     /// Declines an open, unexpired invitation (resets the person's unanswered count); false
     /// otherwise.
     async fn decline(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<bool>;

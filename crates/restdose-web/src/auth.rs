@@ -82,8 +82,12 @@ pub fn anonymous_csrf_ok(req: &HttpRequest, form_token: &str) -> bool {
         .is_some_and(|c| !form_token.is_empty() && same(c.value(), form_token))
 }
 
-/// The client address for login throttling. (Behind a reverse proxy every client shares the
-/// proxy's address; reading `X-Forwarded-For` from trusted proxies comes with overload control.)
+/// The client address for login throttling: the same rule as the sign-up rate limit
+/// (`admission::client_addr`: `X-Forwarded-For` only from a configured trusted proxy).
 pub fn client_ip(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
+    let trusted = req
+        .app_data::<actix_web::web::Data<AppState>>()
+        .map(|state| state.options.admission.trusted_proxies.as_slice())
+        .unwrap_or_default();
+    crate::admission::client_addr_of(req, trusted).map(|ip| ip.to_string())
 }

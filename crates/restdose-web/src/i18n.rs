@@ -219,6 +219,16 @@ static MESSAGES: &[(&str, &str, &str)] = &[
         "Die Eingaben sind zu lang.",
         "What was sent is too long.",
     ),
+    (
+        "error.overloaded",
+        "Gerade kommen mehr Anfragen an, als der Dienst beantworten kann. Bitte versuchen Sie es in {seconds} Sekunden noch einmal.",
+        "More requests are arriving than the service can answer right now. Please try again in {seconds} seconds.",
+    ),
+    (
+        "error.rate_limited",
+        "Von Ihrer Adresse kamen in kurzer Zeit sehr viele Anmeldungen. Bitte versuchen Sie es in {seconds} Sekunden noch einmal.",
+        "Too many sign-ups came from your address in a short time. Please try again in {seconds} seconds.",
+    ),
     ("error.home", "Zur Startseite", "To the start page"),
     (
         "field.required",

@@ -2,6 +2,7 @@
 //! `restdose_core::Services`, their results into pages and JSON. No SQL, no business rules.
 
 mod admin;
+pub mod admission;
 mod api;
 mod auth;
 mod charts;
@@ -25,6 +26,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use restdose_core::Services;
 use std::net::TcpListener;
 
+pub use admission::AdmissionOptions;
 pub use error::ApiError;
 
 /// Limits of the HTTP layer (see docs/configuration.md).
@@ -36,6 +38,8 @@ pub struct WebOptions {
     pub secure_cookies: bool,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
+    /// Budgets, queue wait, sign-up rate limit, trusted proxies (admission.rs).
+    pub admission: AdmissionOptions,
 }
 
 impl Default for WebOptions {
@@ -44,6 +48,7 @@ impl Default for WebOptions {
             max_body_bytes: 16 * 1024,
             secure_cookies: false,
             workers: 0,
+            admission: AdmissionOptions::default(),
         }
     }
 }
@@ -63,6 +68,8 @@ pub fn start(
     options: WebOptions,
 ) -> std::io::Result<(Server, ServerHandle)> {
     let workers = options.workers;
+    // One set of budgets for all workers of this server.
+    let admission = web::Data::new(admission::Admission::new(options.admission.clone()));
     let state = AppState {
         services,
         options,
@@ -71,11 +78,13 @@ pub fn start(
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
+            .app_data(admission.clone())
             .app_data(
                 web::FormConfig::default()
                     .limit(state.options.max_body_bytes)
                     .error_handler(pages::bad_form),
             )
+            .wrap(actix_web::middleware::from_fn(admission::admit))
             .wrap(security_headers(state.options.secure_cookies))
             .wrap(actix_web::middleware::from_fn(error::log_requests))
             .configure(routes)

@@ -151,6 +151,31 @@ pub(crate) fn message(
     )
 }
 
+/// A request turned away by admission control, as a page saying when to come back (the status
+/// and `Retry-After` come from `error::rejection_response`).
+pub(crate) fn retry_later_page(
+    state: &AppState,
+    lang: &RequestLang,
+    status: StatusCode,
+    body: &'static str,
+    seconds: u32,
+) -> HttpResponse {
+    let t = T::new(lang.lang);
+    let body = t.fill(body, &[("seconds", i64::from(seconds))]);
+    page(
+        state,
+        lang,
+        status,
+        MessagePage {
+            t,
+            title: "error.title",
+            body,
+            link: Some(("/".to_owned(), "error.home")),
+        }
+        .render(),
+    )
+}
+
 /// A failed use case as a page; the status comes from the one mapping in `error.rs`.
 pub(crate) fn failure(state: &AppState, lang: &RequestLang, e: &ServiceError) -> HttpResponse {
     log_failure(e);

@@ -75,6 +75,22 @@ pub struct Config {
     pub paused_warning_days: i64,
     /// ...and are deleted this many days after it if still paused.
     pub paused_grace_days: i64,
+    /// Admission control (docs/configuration.md, "Overload"): how long a request waits for a
+    /// pooled database connection before it is answered 503.
+    pub database_acquire_timeout_ms: u64,
+    /// Requests in flight per budget; more wait up to `admission_queue_wait_ms`, then get 503.
+    pub admission_public_concurrency: usize,
+    pub admission_claims_concurrency: usize,
+    pub admission_practice_concurrency: usize,
+    pub admission_admin_concurrency: usize,
+    pub admission_queue_wait_ms: u64,
+    /// `Retry-After` on 503 answers, in seconds.
+    pub admission_retry_after_secs: u32,
+    /// Sign-up POSTs per client address and minute (0 = no limit), and the burst allowed at once.
+    pub signup_rate_per_ip_per_minute: u32,
+    pub signup_burst_per_ip: u32,
+    /// Reverse proxies (IPs or CIDRs) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
 }
 
 fn redact_secret<S: serde::Serializer>(
@@ -123,6 +139,16 @@ impl Default for Config {
             retention_hours_after_appointment: 24,
             paused_warning_days: 90,
             paused_grace_days: 14,
+            database_acquire_timeout_ms: 500,
+            admission_public_concurrency: 12,
+            admission_claims_concurrency: 16,
+            admission_practice_concurrency: 8,
+            admission_admin_concurrency: 4,
+            admission_queue_wait_ms: 200,
+            admission_retry_after_secs: 2,
+            signup_rate_per_ip_per_minute: 60,
+            signup_burst_per_ip: 30,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -219,6 +245,10 @@ impl Config {
         }
         if self.worker_poll_ms == 0 {
             return Err(invalid("worker_poll_ms", "must be at least 1"));
+        }
+        self.admission()?;
+        if self.database_acquire_timeout_ms == 0 {
+            return Err(invalid("database_acquire_timeout_ms", "must be at least 1"));
         }
         if self.login_max_failures < 1 {
             return Err(invalid("login_max_failures", "must be at least 1"));
@@ -347,6 +377,51 @@ impl Config {
         self.smtp_url.as_ref().map(|s| s.expose_secret())
     }
 
+    /// The admission control settings for the HTTP layer.
+    pub fn admission(&self) -> Result<restdose_web::AdmissionOptions, ConfigError> {
+        for (key, value) in [
+            (
+                "admission_public_concurrency",
+                self.admission_public_concurrency,
+            ),
+            (
+                "admission_claims_concurrency",
+                self.admission_claims_concurrency,
+            ),
+            (
+                "admission_practice_concurrency",
+                self.admission_practice_concurrency,
+            ),
+            (
+                "admission_admin_concurrency",
+                self.admission_admin_concurrency,
+            ),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if self.admission_retry_after_secs == 0 {
+            return Err(invalid("admission_retry_after_secs", "must be at least 1"));
+        }
+        if self.signup_rate_per_ip_per_minute > 0 && self.signup_burst_per_ip == 0 {
+            return Err(invalid("signup_burst_per_ip", "must be at least 1"));
+        }
+        let trusted_proxies = restdose_web::admission::parse_trusted_proxies(&self.trusted_proxies)
+            .map_err(|reason| invalid("trusted_proxies", reason))?;
+        Ok(restdose_web::AdmissionOptions {
+            public_concurrency: self.admission_public_concurrency,
+            claims_concurrency: self.admission_claims_concurrency,
+            practice_concurrency: self.admission_practice_concurrency,
+            admin_concurrency: self.admission_admin_concurrency,
+            queue_wait: std::time::Duration::from_millis(self.admission_queue_wait_ms),
+            retry_after_secs: self.admission_retry_after_secs,
+            signup_rate_per_ip_per_minute: self.signup_rate_per_ip_per_minute,
+            signup_burst_per_ip: self.signup_burst_per_ip,
+            trusted_proxies,
+        })
+    }
+
     pub fn outbox_dir(&self) -> PathBuf {
         self.data_dir.join("outbox")
     }
@@ -446,6 +521,26 @@ retention_hours_after_appointment = 24
 # still paused.
 paused_warning_days = 90
 paused_grace_days = 14
+
+# Overload (see docs/performance.md). Every route belongs to a budget with a bounded number of
+# requests in flight: public pages and sign-ups, claims (invitation and booking links), the
+# practice portal and API, admin. A request that finds no free slot within the queue wait, or
+# no database connection within the acquire time-out, is answered 503 with Retry-After.
+# Keep admission_public_concurrency below database_max_connections.
+database_acquire_timeout_ms = 500
+admission_public_concurrency = 12
+admission_claims_concurrency = 16
+admission_practice_concurrency = 8
+admission_admin_concurrency = 4
+admission_queue_wait_ms = 200
+admission_retry_after_secs = 2
+# Sign-up POSTs (form and API) per client address and minute (0 = no limit), and how many may
+# come at once before the rate applies. Refused sign-ups get 429 with Retry-After.
+signup_rate_per_ip_per_minute = 60
+signup_burst_per_ip = 30
+# Reverse proxies (IP addresses or CIDR networks) whose X-Forwarded-For header is believed;
+# the client is then the right-most address in it that is not one of them. Empty: the peer.
+trusted_proxies = []
 "#;
 
 #[cfg(test)]

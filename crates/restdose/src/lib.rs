@@ -24,17 +24,26 @@ pub use keys::load_or_create_keys;
 /// Opens the database named by the URL's scheme and applies pending migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let url = config.database_url();
+    let acquire_timeout = std::time::Duration::from_millis(config.database_acquire_timeout_ms);
     let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
         Arc::new(
-            SqliteStore::connect(&url, config.database_max_connections)
-                .await
-                .context("cannot open the SQLite database")?,
+            SqliteStore::connect_with_acquire_timeout(
+                &url,
+                config.database_max_connections,
+                acquire_timeout,
+            )
+            .await
+            .context("cannot open the SQLite database")?,
         )
     } else {
         Arc::new(
-            PgStore::connect(&url, config.database_max_connections)
-                .await
-                .context("cannot connect to PostgreSQL")?,
+            PgStore::connect_with_acquire_timeout(
+                &url,
+                config.database_max_connections,
+                acquire_timeout,
+            )
+            .await
+            .context("cannot connect to PostgreSQL")?,
         )
     };
     store.migrate().await.context("database migration failed")?;
@@ -140,6 +149,7 @@ impl Application {
             max_body_bytes: config.max_body_bytes,
             secure_cookies: config.public_url()?.scheme() == "https",
             workers: config.http_workers,
+            admission: config.admission()?,
         };
         let (server, handle) = restdose_web::start(listener, services.clone(), options)?;
         Ok(Application {
