@@ -13,6 +13,7 @@ pub mod offers;
 pub mod outbox;
 pub mod password;
 pub mod registration;
+pub mod telemetry;
 mod validation;
 
 pub use accounts::{Decision, Login, PracticeSignUp, Principal, SessionContext};

@@ -134,6 +134,8 @@ pub const CASES: &[&str] = &[
     "purge_preview_counts_what_the_purges_delete",
     "key_rotation_walks_both_columns_and_swaps_only_unchanged_ciphertexts",
     "deleting_a_registrant_or_an_offer_deletes_their_mails",
+    // monitoring: matcher.rs
+    "operational_counts_tell_people_by_state_offers_and_the_outbox",
 ];
 
 /// Calls `$callback! { case_a, case_b, ... }` with the name of every case in this module, so a
@@ -237,6 +239,7 @@ macro_rules! conformance_cases {
             purge_preview_counts_what_the_purges_delete,
             key_rotation_walks_both_columns_and_swaps_only_unchanged_ciphertexts,
             deleting_a_registrant_or_an_offer_deletes_their_mails,
+            operational_counts_tell_people_by_state_offers_and_the_outbox,
         }
     };
 }

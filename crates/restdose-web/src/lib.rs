@@ -10,7 +10,9 @@ mod i18n_admin;
 mod i18n_matching;
 mod i18n_portal;
 mod matching_pages;
+pub mod monitoring;
 mod offers_api;
+pub mod openapi;
 mod pages;
 mod portal;
 mod request_lang;
@@ -33,6 +35,10 @@ pub struct WebOptions {
     pub secure_cookies: bool,
     /// Worker threads; 0 means one per core.
     pub workers: usize,
+    /// Serve `/metrics` on the main listener (false when `metrics_listen` gives it its own).
+    pub metrics_on_main: bool,
+    /// `/readyz` fails when a due mail has waited longer than this, in seconds.
+    pub readyz_outbox_max_age_secs: i64,
 }
 
 impl Default for WebOptions {
@@ -41,6 +47,8 @@ impl Default for WebOptions {
             max_body_bytes: 16 * 1024,
             secure_cookies: false,
             workers: 0,
+            metrics_on_main: true,
+            readyz_outbox_max_age_secs: 900,
         }
     }
 }
@@ -49,6 +57,7 @@ impl Default for WebOptions {
 pub(crate) struct AppState {
     pub services: Services,
     pub options: WebOptions,
+    pub gauges: std::sync::Arc<monitoring::GaugeCache>,
 }
 
 /// Starts serving on an already bound listener (port 0 in tests). The returned server is a
@@ -59,7 +68,12 @@ pub fn start(
     options: WebOptions,
 ) -> std::io::Result<(Server, ServerHandle)> {
     let workers = options.workers;
-    let state = AppState { services, options };
+    monitoring::prometheus();
+    let state = AppState {
+        services,
+        options,
+        gauges: Default::default(),
+    };
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
@@ -68,8 +82,14 @@ pub fn start(
                     .limit(state.options.max_body_bytes)
                     .error_handler(pages::bad_form),
             )
+            .wrap(actix_web::middleware::from_fn(openapi::explorer_policy))
             .wrap(security_headers())
             .wrap(actix_web::middleware::from_fn(error::log_requests))
+            .configure(|cfg| {
+                if state.options.metrics_on_main {
+                    cfg.route("/metrics", web::get().to(monitoring::metrics));
+                }
+            })
             .configure(routes)
     })
     .listen(listener)?;
@@ -77,6 +97,30 @@ pub fn start(
         server = server.workers(workers);
     }
     let server = server.run();
+    let handle = server.handle();
+    Ok((server, handle))
+}
+
+/// Serves only `GET /metrics` on its own listener (`metrics_listen`), one worker.
+pub fn start_metrics(
+    listener: TcpListener,
+    services: Services,
+    options: WebOptions,
+) -> std::io::Result<(Server, ServerHandle)> {
+    monitoring::prometheus();
+    let state = AppState {
+        services,
+        options,
+        gauges: Default::default(),
+    };
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .route("/metrics", web::get().to(monitoring::metrics))
+    })
+    .workers(1)
+    .listen(listener)?
+    .run();
     let handle = server.handle();
     Ok((server, handle))
 }
@@ -117,6 +161,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .configure(offers_api::routes)
         .configure(matching_pages::routes)
         .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(monitoring::readyz))
+        .service(openapi::service())
         .route("/static/style.css", web::get().to(stylesheet))
         .default_service(web::to(pages::not_found));
 }
