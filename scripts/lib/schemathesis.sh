@@ -98,6 +98,7 @@ print(s.getsockname()[1])')
         --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance
         --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-25}"
         --seed 1
+        --max-time "${SCHEMATHESIS_MAX_TIME:-30}"
         --no-color
     )
     status=0
