@@ -10,6 +10,7 @@ use chrono::Duration;
 use prometheus_parse::{Sample, Scrape, Value};
 use restdose_core::offers::{NumberInput, OfferInput, TimeInput};
 use restdose_core::{Principal, RadiusInput};
+use restdose_domain::Clock;
 use restdose_store::{OutboxRow, PracticeStatus};
 use restdose_tests::portal::{approved_practice, vaccine};
 use restdose_tests::processes::{Deployment, free_port};
@@ -21,6 +22,35 @@ use uuid::Uuid;
 on_both_backends!(health_readiness_and_metrics_after_a_scenario);
 
 async fn scrape(app: &TestApp, url: &str) -> Scrape {
+    parse(&scrape_text(app, url).await)
+}
+
+fn parse(text: &str) -> Scrape {
+    Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("not Prometheus text")
+}
+
+/// The labelled samples of `name`, read strictly from the text. (`prometheus-parse` skips
+/// samples whose label values hold `{` or `}`, as route patterns like `/confirm/{token}` do.)
+fn labelled(text: &str, name: &str) -> Vec<(Vec<(String, String)>, f64)> {
+    let prefix = format!("{name}{{");
+    text.lines()
+        .filter_map(|line| line.strip_prefix(&prefix))
+        .map(|rest| {
+            let (labels, value) = rest.rsplit_once("} ").expect("a sample line");
+            let mut pairs = Vec::new();
+            let mut remaining = labels;
+            while !remaining.is_empty() {
+                let (key, after) = remaining.split_once("=\"").expect("key=\"value\"");
+                let (value, after) = after.split_once('"').expect("a closing quote");
+                pairs.push((key.to_owned(), value.to_owned()));
+                remaining = after.strip_prefix(',').unwrap_or(after);
+            }
+            (pairs, value.trim().parse::<f64>().expect("a number"))
+        })
+        .collect()
+}
+
+async fn scrape_text(app: &TestApp, url: &str) -> String {
     let response = app.client.get(url).send().await.unwrap();
     assert_eq!(response.status(), 200, "GET {url}");
     let content_type = response.headers()["content-type"]
@@ -28,8 +58,7 @@ async fn scrape(app: &TestApp, url: &str) -> Scrape {
         .unwrap()
         .to_owned();
     assert!(content_type.starts_with("text/plain"), "{content_type}");
-    let text = response.text().await.unwrap();
-    Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("not Prometheus text")
+    response.text().await.unwrap()
 }
 
 fn samples<'a>(scrape: &'a Scrape, name: &str) -> Vec<&'a Sample> {
@@ -165,7 +194,8 @@ async fn health_readiness_and_metrics_after_a_scenario(backend: Backend) {
         .unwrap();
     app.services.purge_once().await.unwrap();
 
-    let metrics = scrape(&app, &app.url("/metrics")).await;
+    let text = scrape_text(&app, &app.url("/metrics")).await;
+    let metrics = parse(&text);
     // Gauges read from this database.
     assert_eq!(
         one(&metrics, "restdose_people", &[("state", "waiting")]),
@@ -207,30 +237,52 @@ async fn health_readiness_and_metrics_after_a_scenario(backend: Backend) {
         "no time to fill was observed"
     );
     // HTTP: per route pattern, never a raw path.
-    let confirms = one(
-        &metrics,
-        "restdose_http_requests_total",
-        &[
-            ("method", "POST"),
-            ("route", "/confirm/{token}"),
-            ("status", "200"),
-        ],
-    );
-    assert!(confirms >= 3.0);
+    let requests = labelled(&text, "restdose_http_requests_total");
+    let count = |method: &str, route: &str, status: &str| -> f64 {
+        requests
+            .iter()
+            .filter(|(labels, _)| {
+                let get = |k: &str| {
+                    labels
+                        .iter()
+                        .find(|(key, _)| key == k)
+                        .map(|(_, v)| v.as_str())
+                };
+                get("method") == Some(method)
+                    && get("route") == Some(route)
+                    && get("status") == Some(status)
+            })
+            .map(|(_, n)| *n)
+            .sum()
+    };
     assert!(
-        !samples(&metrics, "restdose_http_request_duration_seconds").is_empty()
-            || !samples(&metrics, "restdose_http_request_duration_seconds_count").is_empty()
+        count("POST", "/confirm/{token}", "200") >= 3.0,
+        "{requests:?}"
     );
-    for sample in &metrics.samples {
-        if let Some(route) = sample.labels.get("route") {
-            assert!(
-                route == "unmatched" || route.starts_with('/'),
-                "odd route label {route}"
-            );
-            for path in &manage {
-                let token = path.trim_start_matches("/manage/");
-                assert!(!route.contains(token), "a token in a route label: {route}");
-            }
+    assert!(count("POST", "/invitations/{token}/claim", "303") >= 1.0);
+    assert!(count("POST", "/api/v1/registrations", "202") >= 4.0);
+    assert!(count("GET", "/readyz", "200") >= 1.0);
+    let durations = labelled(&text, "restdose_http_request_duration_seconds_count");
+    assert!(
+        durations.iter().any(|(labels, n)| *n >= 3.0
+            && labels.contains(&("route".to_owned(), "/confirm/{token}".to_owned()))),
+        "no latency histogram for /confirm/{{token}}"
+    );
+    assert!(text.contains("# TYPE restdose_http_request_duration_seconds histogram"));
+    assert!(text.contains("# TYPE restdose_offer_time_to_fill_seconds histogram"));
+    for (labels, _) in requests.iter().chain(durations.iter()) {
+        let route = &labels
+            .iter()
+            .find(|(k, _)| k == "route")
+            .expect("a route label")
+            .1;
+        assert!(
+            route == "unmatched" || route.starts_with('/'),
+            "odd route label {route}"
+        );
+        for path in &manage {
+            let token = path.trim_start_matches("/manage/");
+            assert!(!route.contains(token), "a token in a route label: {route}");
         }
     }
 
