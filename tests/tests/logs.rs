@@ -7,7 +7,8 @@
 //! nor in any answer that goes to someone else (error bodies, the practice's pages).
 //!
 //! Logging is global per process, so this binary has a single test, which runs the journey on
-//! SQLite and then on PostgreSQL and captures everything in memory as JSON lines.
+//! SQLite and then on PostgreSQL and captures everything in memory as JSON lines. Every line of
+//! a request carries the request id (a generated UUID here) in its `request` span.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -675,6 +676,8 @@ async fn no_address_link_code_password_or_key_reaches_the_logs_or_a_stranger() {
         let mut product_lines = 0;
         let mut test_side_hits = 0;
         let mut messages = std::collections::HashSet::new();
+        // Events logged while handling a request carry its id (the `request` span).
+        let mut with_request_id = std::collections::HashSet::new();
         for line in journey.logs.lines().filter(|l| !l.trim().is_empty()) {
             let event: Value = serde_json::from_str(line)
                 .unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
@@ -687,6 +690,24 @@ async fn no_address_link_code_password_or_key_reaches_the_logs_or_a_stranger() {
             product_lines += 1;
             if let Some(message) = event["fields"]["message"].as_str() {
                 messages.insert(message.to_owned());
+                let request_id = event["spans"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|span| span["name"] == "request")
+                    .and_then(|span| span["request_id"].as_str());
+                if let Some(id) = request_id {
+                    assert!(
+                        uuid::Uuid::parse_str(id).is_ok(),
+                        "a generated request id is a UUID: {line}"
+                    );
+                    with_request_id.insert(message.to_owned());
+                } else {
+                    assert_ne!(message, "request", "a request line without its id: {line}");
+                }
+                for key in ["timestamp", "level"] {
+                    assert!(event[key].is_string(), "no {key} in {line}");
+                }
             }
             if !found.is_empty() {
                 let shown: String = line.chars().take(400).collect();
@@ -707,6 +728,13 @@ async fn no_address_link_code_password_or_key_reaches_the_logs_or_a_stranger() {
         for expected in EXPECTED_EVENTS {
             if !messages.contains(*expected) {
                 problems.push(format!("{backend:?}: no {expected:?} event was logged"));
+            }
+        }
+        for expected in ["request", "claim", "offer posted"] {
+            if !with_request_id.contains(expected) {
+                problems.push(format!(
+                    "{backend:?}: no {expected:?} event carried a request id"
+                ));
             }
         }
         for answer in &journey.answers {

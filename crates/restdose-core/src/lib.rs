@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod password;
 pub mod registration;
 pub mod statistics;
+pub mod telemetry;
 mod validation;
 
 pub use accounts::{Decision, Login, PracticeSignUp, Principal, SessionContext};

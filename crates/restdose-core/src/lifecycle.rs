@@ -83,6 +83,7 @@ impl Services {
             .store
             .purge_inactive_paused(now - retention.paused_grace)
             .await?;
+        crate::telemetry::purged(&report);
         if report != PurgeReport::default() {
             tracing::info!(
                 offers = report.offers,

@@ -275,6 +275,7 @@ impl Services {
             })
             .await?;
         tracing::info!(offer = %offer.id, wave, invited, last_call, overbooking, remaining, "wave sent");
+        crate::telemetry::invitations_sent(u64::from(invited));
         Ok(Some(WaveOutcome::Invited {
             offer_id: offer.id,
             wave,
@@ -454,6 +455,16 @@ impl Services {
             .await?;
         let outcome = self.store.claim(&claim).await?;
         tracing::info!(offer = %view.offer.id, outcome = ?outcome, "claim");
+        if outcome == ClaimOutcome::Booked {
+            crate::telemetry::invitation_claimed();
+            // The dose just placed was the last one: the offer is filled.
+            if let Some(progress) = self.store.offer_progress(view.offer.id).await?
+                && progress.claimed >= view.offer.doses
+            {
+                let took = now - view.offer.created_at;
+                crate::telemetry::offer_filled(took.num_milliseconds() as f64 / 1000.0);
+            }
+        }
         Ok(match outcome {
             ClaimOutcome::Booked => (outcome, Some(booking_token)),
             other => (other, None),

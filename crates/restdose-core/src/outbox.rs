@@ -144,6 +144,7 @@ impl Services {
                 let factor = 1_i32 << row.attempts.clamp(0, 16);
                 let wait = (policy.first_retry * factor).min(policy.max_retry);
                 tracing::warn!(mail = %row.id, attempts = row.attempts + 1, error = %error, "mail delivery failed; will retry");
+                crate::telemetry::mail_failed();
                 self.store
                     .outbox_failed(row.id, self.clock.now() + wait, &error)
                     .await?;

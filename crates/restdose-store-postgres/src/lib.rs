@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use restdose_store::{
-    NewRegistrant, NewToken, OutboxRow, PostcodeRow, Registrant, RegistrantStatus, Store,
-    StoreError, StoreResult, StoredEmail, TokenPurpose, TokenRecord,
+    NewRegistrant, NewToken, OperationalCounts, OutboxRow, PostcodeRow, Registrant,
+    RegistrantStatus, Store, StoreError, StoreResult, StoredEmail, TokenPurpose, TokenRecord,
 };
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -276,6 +276,90 @@ impl Store for PgStore {
             sqlx::migrate::MigrateError::Execute(inner) => db_error(inner),
             other => StoreError::other(other),
         })
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn migrations_current(&self) -> StoreResult<bool> {
+        // sqlx records applied migrations in `_sqlx_migrations`; a missing table means none.
+        let applied: Vec<(i64, bool, Vec<u8>)> =
+            match sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(rows) => rows,
+                Err(sqlx::Error::Database(_)) => return Ok(false),
+                Err(e) => return Err(db_error(e)),
+            };
+        let embedded: Vec<_> = MIGRATOR
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .collect();
+        let all_applied = embedded.iter().all(|m| {
+            applied
+                .iter()
+                .any(|(v, ok, sum)| *v == m.version && *ok && sum.as_slice() == &*m.checksum)
+        });
+        let none_unknown = applied
+            .iter()
+            .all(|(v, _, _)| embedded.iter().any(|m| m.version == *v));
+        Ok(all_applied && none_unknown)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn operational_counts(&self, now: DateTime<Utc>) -> StoreResult<OperationalCounts> {
+        let to_u64 = |n: i64| u64::try_from(n).map_err(StoreError::other);
+        let mut counts = OperationalCounts::default();
+        let people: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT CASE \
+             WHEN EXISTS (SELECT 1 FROM bookings b WHERE b.registrant_id = r.id \
+                          AND b.status IN ('booked', 'checked_in')) THEN 'booked' \
+             WHEN r.status = 'pending' THEN 'unconfirmed' \
+             WHEN r.status = 'paused' THEN 'paused' \
+             ELSE 'waiting' END AS state, COUNT(*) \
+             FROM registrants r GROUP BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        for (state, n) in people {
+            let n = to_u64(n)?;
+            match state.as_str() {
+                "booked" => counts.people_booked = n,
+                "unconfirmed" => counts.people_unconfirmed = n,
+                "paused" => counts.people_paused = n,
+                _ => counts.people_waiting = n,
+            }
+        }
+        let (open,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM offers WHERE status = 'open'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        counts.open_offers = to_u64(open)?;
+        let (depth, oldest, oldest_due): (i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+            sqlx::query_as(
+                "SELECT COUNT(*), MIN(created_at), \
+             MIN(CASE WHEN next_attempt_at <= $1 OR attempts > 0 THEN created_at END) FROM outbox",
+            )
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        counts.outbox_depth = to_u64(depth)?;
+        counts.outbox_oldest = oldest;
+        counts.outbox_oldest_due = oldest_due;
+        Ok(counts)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn outbox_oldest_due(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
+        let (oldest,): (Option<DateTime<Utc>>,) = sqlx::query_as(
+            "SELECT MIN(created_at) FROM outbox WHERE next_attempt_at <= $1 OR attempts > 0",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        Ok(oldest)
     }
 
     #[tracing::instrument(skip_all)]

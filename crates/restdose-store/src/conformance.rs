@@ -139,6 +139,8 @@ pub const CASES: &[&str] = &[
     // open statistics: statistics.rs
     "people_waiting_are_counted_by_area_and_position",
     "purge_writes_wave_fill_time_and_practice_counters",
+    // monitoring: matcher.rs
+    "operational_counts_tell_people_by_state_offers_and_the_outbox",
 ];
 
 /// Calls `$callback! { case_a, case_b, ... }` with the name of every case in this module, so a
@@ -244,6 +246,7 @@ macro_rules! conformance_cases {
             deleting_a_registrant_or_an_offer_deletes_their_mails,
             people_waiting_are_counted_by_area_and_position,
             purge_writes_wave_fill_time_and_practice_counters,
+            operational_counts_tell_people_by_state_offers_and_the_outbox,
         }
     };
 }

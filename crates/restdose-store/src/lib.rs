@@ -37,6 +37,20 @@ pub trait Store:
     /// Cheap round trip to the database.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// True when every migration embedded in this build is applied (same checksum) and none
+    /// failed half-way; false when the database is behind (or ahead of, or differs from) the
+    /// code. For `/readyz`.
+    async fn migrations_current(&self) -> StoreResult<bool>;
+
+    /// Counts for monitoring (`/metrics`, `/readyz`): people by state, open offers, the outbox.
+    /// Aggregates only, never personal data. `now` decides which outbox rows are due.
+    async fn operational_counts(&self, now: DateTime<Utc>) -> StoreResult<OperationalCounts>;
+
+    /// Creation time of the oldest undelivered mail that is due (`next_attempt_at <= now`) or
+    /// has failed before (a mail in back-off is late, not "not yet due"): the cheap part of
+    /// `operational_counts` that `/readyz` asks for on every probe.
+    async fn outbox_oldest_due(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>>;
+
     // --- registrants -------------------------------------------------------------------------
 
     /// Inserts a person together with their first tokens, atomically.

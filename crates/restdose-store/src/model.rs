@@ -130,3 +130,24 @@ pub struct PostcodeRow {
     pub lat: f64,
     pub lon: f64,
 }
+
+/// Aggregate counts for monitoring (`Store::operational_counts`).
+///
+/// People states: `booked` = holds a live booking (booked or checked in), whatever else;
+/// otherwise `unconfirmed` (pending double opt-in), `paused`, or `waiting` (confirmed, active).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperationalCounts {
+    pub people_unconfirmed: u64,
+    pub people_waiting: u64,
+    pub people_paused: u64,
+    pub people_booked: u64,
+    /// Offers with status open.
+    pub open_offers: u64,
+    /// Mails in the outbox (not yet delivered).
+    pub outbox_depth: u64,
+    /// Creation time of the oldest mail in the outbox.
+    pub outbox_oldest: Option<DateTime<Utc>>,
+    /// Creation time of the oldest undelivered mail that is due (`next_attempt_at <= now`) or
+    /// failed before (see `Store::outbox_oldest_due`).
+    pub outbox_oldest_due: Option<DateTime<Utc>>,
+}

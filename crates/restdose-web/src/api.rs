@@ -13,6 +13,24 @@ use crate::request_lang::request_lang;
 
 const SIGN_UP_FIELDS: &[&str] = &["email", "postcode", "radius_km"];
 
+/// Sign up for the waitlist (double opt-in).
+#[utoipa::path(
+    post,
+    path = "/api/v1/registrations",
+    tag = "registrations",
+    request_body(content = crate::openapi::RegistrationRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Taken; a confirmation link was mailed (also when the address is already registered).", body = crate::openapi::RegistrationAccepted),
+        (status = 400, description = "Malformed JSON, not an object, or an unknown field.", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Body larger than `max_body_bytes`.", body = crate::openapi::ErrorBody),
+        (status = 415, description = "Content-Type is not application/json.", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A field is missing or invalid; `field` names it.", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many sign-ups; retry later.", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 503, description = "The service is busy; retry later.", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+    )
+)]
 pub async fn create_registration(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -31,7 +49,11 @@ pub async fn create_registration(
     let request = validate_sign_up(&email, &postcode, radius, lang, &state.services.gazetteer)
         .map_err(|errors| ApiError::from(ServiceError::Validation(errors)))?;
     state.services.sign_up(request).await?;
-    Ok(HttpResponse::Accepted().json(serde_json::json!({ "status": "pending_confirmation" })))
+    Ok(
+        HttpResponse::Accepted().json(crate::openapi::RegistrationAccepted {
+            status: "pending_confirmation",
+        }),
+    )
 }
 
 /// A required string field; missing or empty gives `required`, another JSON type `type_code`.

@@ -13,7 +13,9 @@ mod i18n_matching;
 mod i18n_portal;
 mod i18n_stats;
 mod matching_pages;
+pub mod monitoring;
 mod offers_api;
+pub mod openapi;
 mod pages;
 mod portal;
 mod request_lang;
@@ -40,6 +42,10 @@ pub struct WebOptions {
     pub workers: usize,
     /// Budgets, queue wait, sign-up rate limit, trusted proxies (admission.rs).
     pub admission: AdmissionOptions,
+    /// Serve `/metrics` on the main listener (false when `metrics_listen` gives it its own).
+    pub metrics_on_main: bool,
+    /// `/readyz` fails when a due mail has waited longer than this, in seconds.
+    pub readyz_outbox_max_age_secs: i64,
 }
 
 impl Default for WebOptions {
@@ -49,6 +55,8 @@ impl Default for WebOptions {
             secure_cookies: false,
             workers: 0,
             admission: AdmissionOptions::default(),
+            metrics_on_main: true,
+            readyz_outbox_max_age_secs: 900,
         }
     }
 }
@@ -58,6 +66,7 @@ pub(crate) struct AppState {
     pub services: Services,
     pub options: WebOptions,
     pub statistics: std::sync::Arc<statistics::StatisticsCache>,
+    pub gauges: std::sync::Arc<monitoring::GaugeCache>,
 }
 
 /// Starts serving on an already bound listener (port 0 in tests). The returned server is a
@@ -68,12 +77,14 @@ pub fn start(
     options: WebOptions,
 ) -> std::io::Result<(Server, ServerHandle)> {
     let workers = options.workers;
+    monitoring::prometheus();
     // One set of budgets for all workers of this server.
     let admission = web::Data::new(admission::Admission::new(options.admission.clone()));
     let state = AppState {
         services,
         options,
         statistics: Default::default(),
+        gauges: Default::default(),
     };
     let mut server = HttpServer::new(move || {
         App::new()
@@ -85,8 +96,14 @@ pub fn start(
                     .error_handler(pages::bad_form),
             )
             .wrap(actix_web::middleware::from_fn(admission::admit))
+            .wrap(actix_web::middleware::from_fn(openapi::explorer_policy))
             .wrap(security_headers(state.options.secure_cookies))
             .wrap(actix_web::middleware::from_fn(error::log_requests))
+            .configure(|cfg| {
+                if state.options.metrics_on_main {
+                    cfg.route("/metrics", web::get().to(monitoring::metrics));
+                }
+            })
             .configure(routes)
     })
     .listen(listener)?;
@@ -94,6 +111,30 @@ pub fn start(
         server = server.workers(workers);
     }
     let server = server.run();
+    let handle = server.handle();
+    Ok((server, handle))
+}
+
+/// Serves only `GET /metrics` on its own listener (`metrics_listen`), one worker.
+pub fn start_metrics(
+    listener: TcpListener,
+    services: Services,
+    options: WebOptions,
+) -> std::io::Result<(Server, ServerHandle)> {
+    monitoring::prometheus();
+    let state = AppState {
+        services,
+        options,
+        gauges: Default::default(),
+    };
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .route("/metrics", web::get().to(monitoring::metrics))
+    })
+    .workers(1)
+    .listen(listener)?
+    .run();
     let handle = server.handle();
     Ok((server, handle))
 }
@@ -135,6 +176,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .configure(matching_pages::routes)
         .configure(statistics::routes)
         .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(monitoring::readyz))
+        .service(openapi::service())
         .route("/static/style.css", web::get().to(stylesheet))
         .default_service(web::to(pages::not_found));
 }

@@ -52,14 +52,17 @@ fn offer_id(raw: &str) -> Result<Uuid, ApiError> {
     Ok(Uuid::parse_str(raw).unwrap_or(Uuid::nil()))
 }
 
-#[derive(Serialize)]
-struct BookingJson {
+/// A booking of the offer: its code and status (`booked`, `checked_in`, `no_show`,
+/// `cancelled`); never who booked.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct BookingJson {
     code: String,
     status: &'static str,
 }
 
-#[derive(Serialize)]
-struct OfferJson {
+/// An offer as the practice API shows it. `status` is `open`, `closed` or `cancelled`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct OfferJson {
     id: Uuid,
     status: &'static str,
     vaccine: String,
@@ -67,7 +70,9 @@ struct OfferJson {
     claimed: i32,
     checked_in: i32,
     remaining: i32,
+    #[schema(format = DateTime)]
     starts_at: String,
+    #[schema(format = DateTime)]
     ends_at: String,
     claim_minutes: i32,
     radius_km: u16,
@@ -146,7 +151,30 @@ fn text<'a>(body: &'a Map<String, Value>, field: &'static str) -> Result<&'a str
     }
 }
 
-async fn create_offer(
+/// Offer spare doses; the matcher starts inviting people at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/offers",
+    tag = "offers",
+    security(("bearer" = [])),
+    request_body(content = crate::openapi::OfferRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Posted.", body = OfferJson,
+            headers(("Location" = String, description = "`/api/v1/offers/{id}`"))),
+        (status = 400, description = "Malformed JSON, not an object, or an unknown field.", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Body larger than `max_body_bytes`.", body = crate::openapi::ErrorBody),
+        (status = 415, description = "Content-Type is not application/json.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or unknown bearer token.", body = crate::openapi::ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The practice may not do this (not approved, suspended, or not its offer).", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many requests; retry later.", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 503, description = "The service is busy; retry later.", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 422, description = "A field is missing or invalid; `field` names it.", body = crate::openapi::ErrorBody),
+    )
+)]
+pub(crate) async fn create_offer(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
@@ -174,7 +202,26 @@ async fn create_offer(
         .json(offer_json(view)))
 }
 
-async fn get_offer(
+/// An offer with its progress and bookings (codes and status only, never who booked).
+#[utoipa::path(
+    get,
+    path = "/api/v1/offers/{id}",
+    tag = "offers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The offer's id (a UUID).")),
+    responses(
+        (status = 200, description = "The offer.", body = OfferJson),
+        (status = 401, description = "No or unknown bearer token.", body = crate::openapi::ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The practice may not do this (not approved, suspended, or not its offer).", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many requests; retry later.", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 503, description = "The service is busy; retry later.", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 404, description = "No such offer.", body = crate::openapi::ErrorBody),
+    )
+)]
+pub(crate) async fn get_offer(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
@@ -189,7 +236,27 @@ async fn get_offer(
         .json(offer_json(view)))
 }
 
-async fn close_offer(
+/// Close an open offer: nobody more is invited; bookings stay.
+#[utoipa::path(
+    post,
+    path = "/api/v1/offers/{id}/close",
+    tag = "offers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The offer's id (a UUID).")),
+    responses(
+        (status = 200, description = "Closed (or already closed).", body = OfferJson),
+        (status = 401, description = "No or unknown bearer token.", body = crate::openapi::ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The practice may not do this (not approved, suspended, or not its offer).", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many requests; retry later.", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 503, description = "The service is busy; retry later.", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 404, description = "No such offer.", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The offer cannot be closed now.", body = crate::openapi::ErrorBody),
+    )
+)]
+pub(crate) async fn close_offer(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
@@ -201,7 +268,32 @@ async fn close_offer(
     Ok(HttpResponse::Ok().json(offer_json(view)))
 }
 
-async fn check_in(
+/// Check a person in by their booking code.
+#[utoipa::path(
+    post,
+    path = "/api/v1/offers/{id}/checkins",
+    tag = "offers",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The offer's id (a UUID).")),
+    request_body(content = crate::openapi::CheckInRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Checked in, already used, or unknown code.", body = crate::openapi::CheckInResult),
+        (status = 400, description = "Malformed JSON, not an object, or an unknown field.", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Body larger than `max_body_bytes`.", body = crate::openapi::ErrorBody),
+        (status = 415, description = "Content-Type is not application/json.", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No or unknown bearer token.", body = crate::openapi::ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`"))),
+        (status = 403, description = "The practice may not do this (not approved, suspended, or not its offer).", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many requests; retry later.", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 503, description = "The service is busy; retry later.", body = crate::openapi::ErrorBody,
+            headers(("Retry-After" = i64, description = "Seconds to wait."))),
+        (status = 404, description = "No such offer.", body = crate::openapi::ErrorBody),
+        (status = 409, description = "The offer does not take check-ins now.", body = crate::openapi::ErrorBody),
+        (status = 422, description = "`code` is missing or not a string.", body = crate::openapi::ErrorBody),
+    )
+)]
+pub(crate) async fn check_in(
     state: web::Data<AppState>,
     req: HttpRequest,
     id: web::Path<String>,
@@ -234,5 +326,5 @@ async fn check_in(
         CheckInOutcome::AlreadyUsed => "already_used",
         CheckInOutcome::Unknown => "unknown",
     };
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "result": result })))
+    Ok(HttpResponse::Ok().json(crate::openapi::CheckInResult { result }))
 }

@@ -44,6 +44,11 @@ pub struct Config {
     pub resend_interval_minutes: i64,
     /// `text` or `json`.
     pub log_format: String,
+    /// Address for a separate listener serving only `/metrics` (e.g. `127.0.0.1:9100`); then
+    /// the main listener does not serve it. Unset: `/metrics` is on the main listener.
+    pub metrics_listen: Option<String>,
+    /// `/readyz` answers 503 when a due, undelivered mail is older than this many seconds.
+    pub readyz_outbox_max_age_seconds: i64,
     /// Vaccines practices can choose from on the "spare doses" form.
     pub vaccines: Vec<String>,
     /// IANA time zone in which practices type appointment times.
@@ -123,6 +128,8 @@ impl Default for Config {
             manage_link_days: 180,
             resend_interval_minutes: 10,
             log_format: "text".to_owned(),
+            metrics_listen: None,
+            readyz_outbox_max_age_seconds: 900,
             vaccines: restdose_core::default_vaccines(),
             timezone: "Europe/Berlin".to_owned(),
             session_idle_minutes: 30,
@@ -214,6 +221,20 @@ impl Config {
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(invalid("log_format", "must be text or json"));
+        }
+        if let Some(addr) = &self.metrics_listen
+            && addr.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(invalid(
+                "metrics_listen",
+                "must be an address like 127.0.0.1:9100",
+            ));
+        }
+        if self.readyz_outbox_max_age_seconds < 1 {
+            return Err(invalid(
+                "readyz_outbox_max_age_seconds",
+                "must be at least 1",
+            ));
         }
         if self.database_max_connections == 0 {
             return Err(invalid("database_max_connections", "must be at least 1"));
@@ -479,8 +500,14 @@ manage_link_days = 180
 # A repeated sign-up re-sends the mail at most this often per address.
 resend_interval_minutes = 10
 
-# Log format: text or json.
+# Log format: text or json (one JSON object per line).
 log_format = "text"
+
+# Monitoring (docs/monitoring.md). /metrics is served on the main listener unless
+# metrics_listen gives it a listener of its own (then only there), e.g. "127.0.0.1:9100".
+# metrics_listen = "127.0.0.1:9100"
+# /readyz answers 503 when a due mail has waited in the outbox longer than this.
+readyz_outbox_max_age_seconds = 900
 
 # Practice portal.
 # Vaccines practices can choose from on the "spare doses" form.

@@ -131,6 +131,8 @@ pub async fn run_housekeeping(services: Services) {
 /// A running service: bound port, the server future, and a handle to stop it.
 pub struct Application {
     pub port: u16,
+    /// The port of the separate `/metrics` listener, when `metrics_listen` is set.
+    pub metrics_port: Option<u16>,
     pub server: actix_web::dev::Server,
     pub handle: actix_web::dev::ServerHandle,
     pub services: Services,
@@ -150,13 +152,41 @@ impl Application {
             secure_cookies: config.public_url()?.scheme() == "https",
             workers: config.http_workers,
             admission: config.admission()?,
+            metrics_on_main: config.metrics_listen.is_none(),
+            readyz_outbox_max_age_secs: config.readyz_outbox_max_age_seconds,
         };
+        let metrics_port = start_metrics_listener(config, &services, &options)?;
         let (server, handle) = restdose_web::start(listener, services.clone(), options)?;
         Ok(Application {
             port,
+            metrics_port,
             server,
             handle,
             services,
         })
     }
+}
+
+/// When `metrics_listen` is set: binds it and serves `/metrics` there in the background (for
+/// `serve` and for `matcher`, whose counters are otherwise invisible). Returns the bound port.
+pub fn start_metrics_listener(
+    config: &Config,
+    services: &Services,
+    options: &restdose_web::WebOptions,
+) -> anyhow::Result<Option<u16>> {
+    let Some(addr) = &config.metrics_listen else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?;
+    let port = listener.local_addr()?.port();
+    let (server, _handle) =
+        restdose_web::start_metrics(listener, services.clone(), options.clone())?;
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    });
+    tracing::info!(listen = %addr, "metrics are served on their own listener");
+    Ok(Some(port))
 }

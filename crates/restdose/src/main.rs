@@ -130,10 +130,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Some(Command::Serve { no_workers }) => serve(config, no_workers).await,
             Some(Command::Matcher) => {
                 let services = restdose::build_services(&config, Arc::new(SystemClock)).await?;
+                restdose::start_metrics_listener(
+                    &config,
+                    &services,
+                    &restdose_web::WebOptions {
+                        readyz_outbox_max_age_secs: config.readyz_outbox_max_age_seconds,
+                        ..Default::default()
+                    },
+                )?;
                 restdose::workers::spawn(&services, WorkerSet::ALL, config.worker_poll());
-                eprintln!("restdose matcher is running (workers only)");
+                // With log_format = "json" every line on stderr is a JSON object: no banners.
+                let text = config.log_format != "json";
+                if text {
+                    eprintln!("restdose matcher is running (workers only)");
+                }
+                tracing::info!("matcher running (workers only)");
                 shutdown_signal().await?;
-                eprintln!("restdose matcher stopping");
+                if text {
+                    eprintln!("restdose matcher stopping");
+                }
                 Ok(())
             }
             Some(Command::Migrate) => {
@@ -192,7 +207,9 @@ async fn serve(config: Config, no_workers: bool) -> anyhow::Result<()> {
     let app = restdose::Application::build(&config, Arc::new(SystemClock), listener).await?;
     let public = config.public_url()?;
     tracing::info!(listen = %config.listen, public_url = %public, backend = app.services.store.backend(), "restdose is serving");
-    eprintln!("restdose is serving at {public}");
+    if config.log_format != "json" {
+        eprintln!("restdose is serving at {public}");
+    }
     if !no_workers {
         restdose::workers::spawn(&app.services, WorkerSet::ALL, config.worker_poll());
     }

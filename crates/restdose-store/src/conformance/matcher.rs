@@ -1715,3 +1715,86 @@ pub async fn finishing_an_offer_ends_its_open_invitations_without_counting_them(
         );
     }
 }
+
+// --- monitoring -------------------------------------------------------------------------------
+
+/// `operational_counts`: people by state (a live booking wins over the person's status), open
+/// offers only, the outbox with its oldest and oldest *due* mail; `migrations_current` is true
+/// on a freshly migrated database.
+pub async fn operational_counts_tell_people_by_state_offers_and_the_outbox(
+    store: &dyn MatcherCaseStore,
+) {
+    assert!(store.migrations_current().await.unwrap());
+    let now = t0();
+    assert_eq!(
+        store.operational_counts(now).await.unwrap(),
+        crate::OperationalCounts::default()
+    );
+    insert_person(store, now).await;
+    insert_person(store, now).await;
+    let booked = waiting(store).await;
+    waiting(store).await;
+    let paused = waiting(store).await;
+    store.set_paused(paused, true, now).await.unwrap();
+    let open = offer(store, 2).await;
+    let closed = offer(store, 1).await;
+    assert!(
+        store
+            .finish_offer(closed.id, OfferStatus::Closed, now)
+            .await
+            .unwrap()
+    );
+    let t1 = now + minutes(1);
+    let inv = invite(store, open.id, &[booked], t1).await.remove(0);
+    assert_eq!(
+        claim(store, &new_claim(&inv, t1 + minutes(1))).await,
+        ClaimOutcome::Booked
+    );
+    let (depth, oldest) = store.outbox_depth().await.unwrap();
+    let counts = store.operational_counts(t1 + minutes(1)).await.unwrap();
+    assert_eq!(
+        counts,
+        crate::OperationalCounts {
+            people_unconfirmed: 2,
+            people_waiting: 1,
+            people_paused: 1,
+            people_booked: 1,
+            open_offers: 1,
+            outbox_depth: depth,
+            outbox_oldest: oldest,
+            outbox_oldest_due: oldest,
+        }
+    );
+    assert!(
+        depth >= 2,
+        "the invitation and the confirmation wait in the outbox"
+    );
+    // Before any mail is due, none is "oldest due"; a mail in back-off is not due either.
+    let early = store.operational_counts(t1 - ms(1)).await.unwrap();
+    assert_eq!(early.outbox_oldest_due, None);
+    assert_eq!(early.outbox_depth, depth);
+    assert_eq!(store.outbox_oldest_due(t1 - ms(1)).await.unwrap(), None);
+    assert_eq!(
+        store.outbox_oldest_due(t1 + minutes(1)).await.unwrap(),
+        oldest
+    );
+    // A mail in back-off after a failure is late, not "not yet due".
+    let late = mail(t1 - minutes(30));
+    store
+        .enqueue_mails(std::slice::from_ref(&late))
+        .await
+        .unwrap();
+    store.outbox_failed(late.id, far(), "down").await.unwrap();
+    assert_eq!(
+        store.outbox_oldest_due(t1 - ms(1)).await.unwrap(),
+        Some(late.created_at)
+    );
+    assert_eq!(
+        store
+            .operational_counts(t1 - ms(1))
+            .await
+            .unwrap()
+            .outbox_oldest_due,
+        Some(late.created_at)
+    );
+}

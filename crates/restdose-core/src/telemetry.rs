@@ -1,0 +1,44 @@
+//! Counters and histograms of the use cases, through the `metrics` facade (no I/O here: without
+//! an installed recorder they cost nothing). The names are shared with operators' dashboards;
+//! docs/monitoring.md lists them. The web layer installs the Prometheus recorder.
+
+/// Invitations written by the matcher (one per person per wave).
+pub const INVITATIONS_SENT: &str = "restdose_invitations_sent_total";
+/// Invitations that became a booking.
+pub const INVITATIONS_CLAIMED: &str = "restdose_invitations_claimed_total";
+/// Seconds from an offer being posted to its last dose being claimed.
+pub const OFFER_TIME_TO_FILL: &str = "restdose_offer_time_to_fill_seconds";
+/// Delivery attempts that failed (each is retried later).
+pub const MAIL_FAILURES: &str = "restdose_mail_failures_total";
+/// Records deleted by the purge, by `kind`.
+pub const PURGED: &str = "restdose_purged_total";
+
+pub(crate) fn invitations_sent(n: u64) {
+    metrics::counter!(INVITATIONS_SENT).increment(n);
+}
+
+pub(crate) fn invitation_claimed() {
+    metrics::counter!(INVITATIONS_CLAIMED).increment(1);
+}
+
+pub(crate) fn offer_filled(seconds: f64) {
+    metrics::histogram!(OFFER_TIME_TO_FILL).record(seconds.max(0.0));
+}
+
+pub(crate) fn mail_failed() {
+    metrics::counter!(MAIL_FAILURES).increment(1);
+}
+
+pub(crate) fn purged(report: &crate::lifecycle::PurgeReport) {
+    for (kind, n) in [
+        ("offers", report.offers),
+        ("people_of_offers", report.people_of_offers),
+        ("unconfirmed", report.unconfirmed),
+        ("expired_links", report.expired_links),
+        ("expired_sessions", report.expired_sessions),
+        ("inactive_paused", report.inactive_deleted),
+    ] {
+        // Registered even at zero, so the series exist from the first purge on.
+        metrics::counter!(PURGED, "kind" => kind).increment(n);
+    }
+}
