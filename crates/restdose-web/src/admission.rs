@@ -380,7 +380,7 @@ mod tests {
         assert!(parsed[0].contains(&ip("192.0.2.1")));
         assert!(!parsed[0].contains(&ip("192.0.2.2")));
         assert!(parse_trusted_proxies(&["10.0.0.0/33".to_owned()]).is_err());
-        assert!(parse_trusted_proxies(&["proxy.example".to_owned()]).is_err());
+        assert!(parse_trusted_proxies(&["proxy-host".to_owned()]).is_err());
     }
 
     #[test]
