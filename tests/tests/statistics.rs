@@ -77,7 +77,7 @@ async fn statistics_survive_the_purge_and_suppress_small_cells(backend: Backend)
     }
     // Before any purge: waiting is live, the counters are empty.
     let json: serde_json::Value = app.get("/api/v1/statistics").await.json().await.unwrap();
-    let rows = json["rows"].as_array().expect(&json.to_string());
+    let rows = json["rows"].as_array().unwrap_or_else(|| panic!("{json}"));
     assert!(
         rows.iter()
             .any(|r| r["series"] == "waiting_by_area" && r["key"] == "10" && r["value"] == 21),
