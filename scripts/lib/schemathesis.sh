@@ -102,8 +102,9 @@ print(s.getsockname()[1])')
         --no-color
     )
     status=0
-    echo "-- public sign-up API"
-    timeout 120 "$venv/bin/schemathesis" "${common[@]}" --include-tag registrations || status=$?
+    echo "-- public API: sign-up, open statistics, readiness"
+    timeout 120 "$venv/bin/schemathesis" "${common[@]}" --include-tag registrations \
+        --include-tag statistics --include-tag operations || status=$?
     if ((status == 0)); then
         echo "-- practice API (bearer token)"
         timeout 120 "$venv/bin/schemathesis" "${common[@]}" --include-tag offers \

@@ -354,6 +354,8 @@ async fn every_page_works_in_chromium_is_accessible_and_speaks_german_and_englis
     tab.check("unsubscribed").await;
     tab.goto("/gibt-es-nicht").await;
     tab.check("not-found").await;
+    tab.goto("/statistics").await;
+    tab.check("statistics").await;
 
     // --- English: switched with the page's own link, remembered on every page -----------------
     tab.goto("/").await;

@@ -359,6 +359,7 @@ async fn openapi_document_and_explorer_are_served_from_the_binary() {
         ("/api/v1/offers/{id}/close", "post"),
         ("/api/v1/offers/{id}/checkins", "post"),
         ("/readyz", "get"),
+        ("/api/v1/statistics", "get"),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),

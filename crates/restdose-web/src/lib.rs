@@ -125,6 +125,7 @@ pub fn start_metrics(
     let state = AppState {
         services,
         options,
+        statistics: Default::default(),
         gauges: Default::default(),
     };
     let server = HttpServer::new(move || {

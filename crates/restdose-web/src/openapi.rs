@@ -42,12 +42,14 @@ pub const EXPLORER_PREFIX: &str = "/api/docs/";
         crate::offers_api::close_offer,
         crate::offers_api::check_in,
         crate::monitoring::readyz,
+        crate::statistics::statistics_json,
     ),
     modifiers(&BearerToken),
     tags(
         (name = "registrations", description = "Public sign-up for the waitlist (double opt-in)."),
         (name = "offers", description = "The practice API: spare doses and check-ins."),
         (name = "operations", description = "Health of the service."),
+        (name = "statistics", description = "Open data: anonymous aggregates that survive the 24 h deletion."),
     )
 )]
 pub struct ApiDoc;

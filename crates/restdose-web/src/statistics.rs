@@ -381,9 +381,45 @@ async fn statistics_csv(state: web::Data<AppState>) -> Result<HttpResponse, ApiE
         .body(body))
 }
 
-async fn statistics_json(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// The open data at `/api/v1/statistics` (shape documented in docs/api.md).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct StatisticsDocument {
+    /// First day covered (UTC date, YYYY-MM-DD).
+    from: String,
+    /// Last day covered (today, UTC).
+    to: String,
+    /// Counts below this are suppressed (value null, suppressed true).
+    suppressed_below: u64,
+    rows: Vec<StatisticsRow>,
+}
+
+/// One figure: a series (e.g. `waiting_by_area`, `doses_offered`), its key (an area, a day,
+/// a wave or `total`) and its value.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct StatisticsRow {
+    series: String,
+    key: String,
+    /// Counts are integers, shares and medians decimals; null when suppressed.
+    #[schema(value_type = Option<f64>)]
+    value: Value,
+    suppressed: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/statistics",
+    tag = "statistics",
+    responses(
+        (status = 200, description = "The open statistics (anonymous aggregates, small cells suppressed).",
+         body = StatisticsDocument),
+        (status = 503, description = "Busy or the database is unavailable; retry after `Retry-After` seconds.",
+         body = crate::openapi::ErrorBody,
+         headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+    )
+)]
+pub(crate) async fn statistics_json(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let stats = cached(&state).await?;
-    let rows: Vec<Value> = rows(&stats)
+    let rows: Vec<StatisticsRow> = rows(&stats)
         .into_iter()
         .map(|(series, key, value, suppressed)| {
             // Counts as integers, shares and medians as decimals.
@@ -392,15 +428,20 @@ async fn statistics_json(state: web::Data<AppState>) -> Result<HttpResponse, Api
                 Some(v) => json!(v),
                 None => Value::Null,
             };
-            json!({"series": series, "key": key, "value": value, "suppressed": suppressed})
+            StatisticsRow {
+                series: series.to_owned(),
+                key,
+                value,
+                suppressed,
+            }
         })
         .collect();
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
-        .json(json!({
-            "from": stats.from.to_string(),
-            "to": stats.to.to_string(),
-            "suppressed_below": SUPPRESS_BELOW,
-            "rows": rows,
-        })))
+        .json(StatisticsDocument {
+            from: stats.from.to_string(),
+            to: stats.to.to_string(),
+            suppressed_below: SUPPRESS_BELOW,
+            rows,
+        }))
 }
