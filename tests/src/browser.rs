@@ -8,7 +8,7 @@
 //! skipped instead.
 //!
 //! Screenshots of every checked page go to `target/screens/` (360 px and 1280 px wide, full page
-//! height); with `RESTDOSE_UPDATE_SCREENS=1` to `docs/screens/` instead.
+//! height); with `RESTDOSE_TEST_UPDATE_SCREENS=1` to `docs/screens/` instead.
 
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::key::Key;
@@ -181,7 +181,7 @@ impl Drop for Driver {
 
 /// Where screenshots go on this run.
 pub fn screens_dir() -> PathBuf {
-    let dir = if std::env::var("RESTDOSE_UPDATE_SCREENS").as_deref() == Ok("1") {
+    let dir = if std::env::var("RESTDOSE_TEST_UPDATE_SCREENS").as_deref() == Ok("1") {
         workspace_root().join("docs/screens")
     } else {
         workspace_root().join("target/screens")
@@ -190,17 +190,17 @@ pub fn screens_dir() -> PathBuf {
     dir
 }
 
-/// With `RESTDOSE_UPDATE_SCREENS=1`: writes docs/screens.md, one line per checked page (its
+/// With `RESTDOSE_TEST_UPDATE_SCREENS=1`: writes docs/screens.md, one line per checked page (its
 /// screenshot name and title) with both screenshots. Without it, nothing.
 pub fn write_screens_index(pages: &[(String, String, String)]) {
-    if std::env::var("RESTDOSE_UPDATE_SCREENS").as_deref() != Ok("1") {
+    if std::env::var("RESTDOSE_TEST_UPDATE_SCREENS").as_deref() != Ok("1") {
         return;
     }
     let mut out = String::from(
         "# Screens\n\n\
          Every page the browser suite (`tests/tests/browser.rs`) visits, as Chromium shows it at\n\
          360 px (a small phone) and 1280 px, full page height. Written by the suite itself:\n\
-         `RESTDOSE_UPDATE_SCREENS=1 scripts/test browser` (without the variable the\n\
+         `RESTDOSE_TEST_UPDATE_SCREENS=1 scripts/test browser` (without the variable the\n\
          screenshots go to `target/screens/`). Every page here passed axe-core (WCAG 2.1 AA),\n\
          the 18 px and 200 % zoom checks; see [accessibility.md](accessibility.md).\n\n\
          | page | title | 360 px | 1280 px |\n|---|---|---|---|\n",

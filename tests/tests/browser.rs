@@ -8,7 +8,7 @@
 //! Every page visited goes through `Tab::check`: axe-core (WCAG 2.1 A/AA, contrast included)
 //! without serious or critical violations, body text ≥ 18 px, field errors tied to their fields,
 //! no sideways scrolling at 360 px and 200 % zoom, no script, and screenshots at 360 px and
-//! 1280 px (target/screens/, or docs/screens/ with RESTDOSE_UPDATE_SCREENS=1). The pages are
+//! 1280 px (target/screens/, or docs/screens/ with RESTDOSE_TEST_UPDATE_SCREENS=1). The pages are
 //! then revisited in English after switching with the page's own language link.
 //!
 //! Needs chromium, chromedriver and axe-core: scripts/test installs them (scripts/lib/browser.sh).

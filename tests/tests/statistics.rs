@@ -234,8 +234,8 @@ async fn statistics_survive_the_purge_and_suppress_small_cells(backend: Backend)
     assert!(csv.contains("median_fill_minutes,total,,true\n"), "{csv}");
 
     let html = text(&app, "/statistics?lang=en").await;
-    // For a look in a browser: RESTDOSE_STATISTICS_DUMP=<file> keeps the page.
-    if let Ok(path) = std::env::var("RESTDOSE_STATISTICS_DUMP") {
+    // For a look in a browser: RESTDOSE_TEST_STATISTICS_DUMP=<file> keeps the page.
+    if let Ok(path) = std::env::var("RESTDOSE_TEST_STATISTICS_DUMP") {
         std::fs::write(format!("{path}.{backend:?}"), &html).unwrap();
     }
     assert!(html.contains("<svg"), "charts are inline SVG");
