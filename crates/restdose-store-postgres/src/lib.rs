@@ -28,6 +28,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
 /// How long a request waits for a pooled connection before the store reports `Unavailable`
 /// (the service passes `database_acquire_timeout_ms` instead).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long opening the store may wait for its first connection: longer than a request may
+/// wait, so that a database still starting up or a busy machine does not fail a start.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Rows per `INSERT` when importing postcodes (sent as three arrays, so no bind-parameter limit;
 /// chunks keep single statements and their memory small).
@@ -61,9 +64,8 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(acquire_timeout)
-            .connect_with(options)
-            .await
-            .map_err(db_error)?;
+            .connect_lazy_with(options);
+        first_connection(&pool).await?;
         Ok(PgStore { pool })
     }
 
@@ -726,5 +728,18 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
         assert!(started.elapsed() < ACQUIRE_TIMEOUT + Duration::from_secs(2));
+    }
+}
+
+/// Waits for the pool's first connection, retrying the (short) acquire time-out until
+/// `STARTUP_TIMEOUT`; other errors (bad credentials, a missing file) end the wait at once.
+async fn first_connection(pool: &PgPool) -> Result<(), StoreError> {
+    let deadline = std::time::Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        match pool.acquire().await {
+            Ok(_) => return Ok(()),
+            Err(sqlx::Error::PoolTimedOut) if std::time::Instant::now() < deadline => {}
+            Err(e) => return Err(db_error(e)),
+        }
     }
 }

@@ -32,6 +32,9 @@ static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
 /// How long a request waits for a pooled connection before the store reports `Unavailable`
 /// (the service passes `database_acquire_timeout_ms` instead).
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long opening the store may wait for its first connection: longer than a request may
+/// wait, so that a database still starting up or a busy machine does not fail a start.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long SQLite waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Starts a write transaction holding the write lock from the start.
@@ -95,9 +98,8 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(acquire_timeout)
-            .connect_with(options)
-            .await
-            .map_err(db_error)?;
+            .connect_lazy_with(options);
+        first_connection(&pool).await?;
         Ok(SqliteStore { pool })
     }
 
@@ -820,6 +822,19 @@ mod tests {
             std::error::Error::source(self)
                 .map(ToString::to_string)
                 .unwrap_or_default()
+        }
+    }
+}
+
+/// Waits for the pool's first connection, retrying the (short) acquire time-out until
+/// `STARTUP_TIMEOUT`; other errors (bad credentials, a missing file) end the wait at once.
+async fn first_connection(pool: &SqlitePool) -> Result<(), StoreError> {
+    let deadline = std::time::Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        match pool.acquire().await {
+            Ok(_) => return Ok(()),
+            Err(sqlx::Error::PoolTimedOut) if std::time::Instant::now() < deadline => {}
+            Err(e) => return Err(db_error(e)),
         }
     }
 }
