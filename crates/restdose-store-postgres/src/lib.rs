@@ -672,6 +672,19 @@ impl Store for PgStore {
     }
 }
 
+/// Waits for the pool's first connection, retrying the (short) acquire time-out until
+/// `STARTUP_TIMEOUT`; other errors (bad credentials, a missing file) end the wait at once.
+async fn first_connection(pool: &PgPool) -> Result<(), StoreError> {
+    let deadline = std::time::Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        match pool.acquire().await {
+            Ok(_) => return Ok(()),
+            Err(sqlx::Error::PoolTimedOut) if std::time::Instant::now() < deadline => {}
+            Err(e) => return Err(db_error(e)),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -728,18 +741,5 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
         assert!(started.elapsed() < ACQUIRE_TIMEOUT + Duration::from_secs(2));
-    }
-}
-
-/// Waits for the pool's first connection, retrying the (short) acquire time-out until
-/// `STARTUP_TIMEOUT`; other errors (bad credentials, a missing file) end the wait at once.
-async fn first_connection(pool: &PgPool) -> Result<(), StoreError> {
-    let deadline = std::time::Instant::now() + STARTUP_TIMEOUT;
-    loop {
-        match pool.acquire().await {
-            Ok(_) => return Ok(()),
-            Err(sqlx::Error::PoolTimedOut) if std::time::Instant::now() < deadline => {}
-            Err(e) => return Err(db_error(e)),
-        }
     }
 }

@@ -734,6 +734,19 @@ impl Store for SqliteStore {
     }
 }
 
+/// Waits for the pool's first connection, retrying the (short) acquire time-out until
+/// `STARTUP_TIMEOUT`; other errors (bad credentials, a missing file) end the wait at once.
+async fn first_connection(pool: &SqlitePool) -> Result<(), StoreError> {
+    let deadline = std::time::Instant::now() + STARTUP_TIMEOUT;
+    loop {
+        match pool.acquire().await {
+            Ok(_) => return Ok(()),
+            Err(sqlx::Error::PoolTimedOut) if std::time::Instant::now() < deadline => {}
+            Err(e) => return Err(db_error(e)),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -822,19 +835,6 @@ mod tests {
             std::error::Error::source(self)
                 .map(ToString::to_string)
                 .unwrap_or_default()
-        }
-    }
-}
-
-/// Waits for the pool's first connection, retrying the (short) acquire time-out until
-/// `STARTUP_TIMEOUT`; other errors (bad credentials, a missing file) end the wait at once.
-async fn first_connection(pool: &SqlitePool) -> Result<(), StoreError> {
-    let deadline = std::time::Instant::now() + STARTUP_TIMEOUT;
-    loop {
-        match pool.acquire().await {
-            Ok(_) => return Ok(()),
-            Err(sqlx::Error::PoolTimedOut) if std::time::Instant::now() < deadline => {}
-            Err(e) => return Err(db_error(e)),
         }
     }
 }
