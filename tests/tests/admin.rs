@@ -19,6 +19,7 @@ on_both_backends!(
     forms_without_the_session_token_are_refused_with_403,
     unknown_practices_and_decisions_are_404,
     approving_a_practice_before_it_verified_its_address_is_409_and_sends_nothing,
+    a_practice_that_signed_up_in_english_is_written_to_in_english,
 );
 
 const ADMIN_PASSWORD: &str = "admin-passphrase-42";
@@ -114,6 +115,11 @@ async fn admin_browser(app: &TestApp) -> (reqwest::Client, String) {
 
 /// A practice that signed up (verification mail received), not yet verified.
 async fn signed_up_practice(app: &TestApp, name: &str) -> Practice {
+    signed_up_practice_in(app, name, Lang::De).await
+}
+
+/// As `signed_up_practice`, with the sign-up form shown in `lang`.
+async fn signed_up_practice_in(app: &TestApp, name: &str, lang: Lang) -> Practice {
     let email = unique_email("practice");
     let input = PracticeSignUp {
         name: name.to_owned(),
@@ -125,7 +131,7 @@ async fn signed_up_practice(app: &TestApp, name: &str) -> Practice {
         password: PRACTICE_PASSWORD.to_owned(),
     };
     app.services
-        .sign_up_practice(&input, Lang::De)
+        .sign_up_practice(&input, lang)
         .await
         .unwrap();
     app.smtp.wait_for(&email, 1).await;
@@ -134,7 +140,11 @@ async fn signed_up_practice(app: &TestApp, name: &str) -> Practice {
 
 /// A practice that also followed the link in its verification mail.
 async fn verified_practice(app: &TestApp, name: &str) -> Practice {
-    let practice = signed_up_practice(app, name).await;
+    verify(app, signed_up_practice(app, name).await).await
+}
+
+/// Follows the link of the practice's latest mail (its verification mail).
+async fn verify(app: &TestApp, practice: Practice) -> Practice {
     let mail = app.smtp.mails_for(&practice.email).pop().unwrap();
     let verify = mail.link_path("/portal/verify/");
     // The link opens a page whose button posts back to the same address.
@@ -573,5 +583,67 @@ async fn approving_a_practice_before_it_verified_its_address_is_409_and_sends_no
     assert_eq!(response.status(), 303);
     assert_eq!(status_of(&app, &practice).await, PracticeStatus::Rejected);
     app.smtp.wait_for(&practice.email, before + 1).await;
+    app.stop().await;
+}
+
+/// Mails that reach a practice without a request of its own (a new verification link at a
+/// login before verifying, the admin's decisions) are in the language it signed up in.
+async fn a_practice_that_signed_up_in_english_is_written_to_in_english(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (admin, csrf) = admin_browser(&app).await;
+    let practice = signed_up_practice_in(&app, "Practice Dr. Good", Lang::En).await;
+    let sign_up_mail = app.smtp.mails_for(&practice.email).pop().unwrap();
+    assert_eq!(sign_up_mail.subject(), "Please confirm your e-mail address");
+
+    // Logging in before verifying sends a fresh link, in English.
+    let before = app.smtp.count_for(&practice.email);
+    let refused = app
+        .services
+        .log_in(&practice.email, PRACTICE_PASSWORD, None)
+        .await;
+    assert!(refused.is_err(), "an unverified practice cannot log in");
+    let mail = app
+        .smtp
+        .wait_for(&practice.email, before + 1)
+        .await
+        .pop()
+        .unwrap();
+    assert_eq!(mail.subject(), sign_up_mail.subject());
+    assert!(mail.text().contains("Please confirm"), "{}", mail.text());
+
+    let practice = verify(&app, practice).await;
+    let before = app.smtp.count_for(&practice.email);
+    let response = post_decision(
+        &app,
+        &admin,
+        &format!("/admin/practices/{}/approve", practice.id),
+        Some(&csrf),
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+    let mail = app
+        .smtp
+        .wait_for(&practice.email, before + 1)
+        .await
+        .pop()
+        .unwrap();
+    assert_eq!(mail.subject(), "Your practice is approved");
+    assert!(mail.text().contains("Practice Dr. Good"));
+
+    let response = post_decision(
+        &app,
+        &admin,
+        &format!("/admin/practices/{}/suspend", practice.id),
+        Some(&csrf),
+    )
+    .await;
+    assert_eq!(response.status(), 303);
+    let mail = app
+        .smtp
+        .wait_for(&practice.email, before + 2)
+        .await
+        .pop()
+        .unwrap();
+    assert_eq!(mail.subject(), "Your practice account is suspended");
     app.stop().await;
 }

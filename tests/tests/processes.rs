@@ -80,6 +80,7 @@ async fn seed_offer_with_open_invitations(
                     .unwrap(),
                 created_at: now,
                 email_verified_at: None,
+                language: "de".to_owned(),
             },
             &NewPractice {
                 account_id,

@@ -255,6 +255,7 @@ impl Services {
             password_hash,
             created_at: now,
             email_verified_at: None,
+            language: lang.code().to_owned(),
         };
         let practice = NewPractice {
             account_id: id,
@@ -380,7 +381,7 @@ impl Services {
                 ))
                 .await?;
             let content = render_account(
-                Lang::De,
+                Lang::from_code(&account.language).unwrap_or_default(),
                 &AccountTemplate::VerifyEmail {
                     verify_url: &self
                         .links
@@ -613,6 +614,7 @@ impl Services {
             password_hash: password::hash(password_text).await?,
             created_at: now,
             email_verified_at: Some(now),
+            language: Lang::default().code().to_owned(),
         };
         self.store
             .insert_admin(&account)
@@ -684,7 +686,8 @@ impl Services {
                 practice: &practice.name,
             },
         };
-        self.mail_account(&practice.email, render_account(Lang::De, &template))
+        let lang = Lang::from_code(&practice.language).unwrap_or_default();
+        self.mail_account(&practice.email, render_account(lang, &template))
             .await?;
         tracing::info!(practice = %id, status = decision.status().as_str(), "practice decided");
         self.store.practice(id).await?.ok_or(ServiceError::NotFound)

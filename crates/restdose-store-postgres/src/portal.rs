@@ -30,10 +30,11 @@ struct AccountRow {
     email_verified_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     password_changed_at: DateTime<Utc>,
+    language: String,
 }
 
-const ACCOUNT_COLUMNS: &str =
-    "id, role, email, password_hash, email_verified_at, created_at, password_changed_at";
+const ACCOUNT_COLUMNS: &str = "id, role, email, password_hash, email_verified_at, created_at, \
+     password_changed_at, language";
 
 impl TryFrom<AccountRow> for Account {
     type Error = StoreError;
@@ -48,6 +49,7 @@ impl TryFrom<AccountRow> for Account {
             email_verified_at: row.email_verified_at,
             created_at: row.created_at,
             password_changed_at: row.password_changed_at,
+            language: row.language,
         })
     }
 }
@@ -65,11 +67,12 @@ struct PracticeRow {
     email_verified: bool,
     created_at: DateTime<Utc>,
     decided_at: Option<DateTime<Utc>>,
+    language: String,
 }
 
 const PRACTICE_SELECT: &str = "SELECT p.account_id AS id, p.name, p.street, p.postcode, \
      p.city, p.phone, p.status, a.email, a.email_verified_at IS NOT NULL AS email_verified, \
-     p.created_at, p.decided_at \
+     p.created_at, p.decided_at, a.language \
      FROM practices p JOIN accounts a ON a.id = p.account_id";
 
 impl TryFrom<PracticeRow> for Practice {
@@ -89,6 +92,7 @@ impl TryFrom<PracticeRow> for Practice {
             email_verified: row.email_verified,
             created_at: row.created_at,
             decided_at: row.decided_at,
+            language: row.language,
         })
     }
 }
@@ -252,7 +256,7 @@ fn check_practice_rows(
 async fn insert_account_on(conn: &mut PgConnection, account: &NewAccount) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO accounts (id, role, email, password_hash, email_verified_at, created_at, \
-         password_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+         password_changed_at, language) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
     )
     .bind(account.id)
     .bind(account.role.as_str())
@@ -260,6 +264,7 @@ async fn insert_account_on(conn: &mut PgConnection, account: &NewAccount) -> Sto
     .bind(&account.password_hash)
     .bind(account.email_verified_at)
     .bind(account.created_at)
+    .bind(&account.language)
     .execute(&mut *conn)
     .await
     .map_err(db_error)?;

@@ -33,10 +33,11 @@ struct AccountRow {
     email_verified_at: Option<i64>,
     created_at: i64,
     password_changed_at: i64,
+    language: String,
 }
 
-const ACCOUNT_COLUMNS: &str =
-    "id, role, email, password_hash, email_verified_at, created_at, password_changed_at";
+const ACCOUNT_COLUMNS: &str = "id, role, email, password_hash, email_verified_at, created_at, \
+     password_changed_at, language";
 
 impl TryFrom<AccountRow> for Account {
     type Error = StoreError;
@@ -51,6 +52,7 @@ impl TryFrom<AccountRow> for Account {
             email_verified_at: from_opt_millis(row.email_verified_at)?,
             created_at: from_millis(row.created_at)?,
             password_changed_at: from_millis(row.password_changed_at)?,
+            language: row.language,
         })
     }
 }
@@ -68,11 +70,12 @@ struct PracticeRow {
     email_verified: i64,
     created_at: i64,
     decided_at: Option<i64>,
+    language: String,
 }
 
 const PRACTICE_SELECT: &str = "SELECT p.account_id AS id, p.name, p.street, p.postcode, \
      p.city, p.phone, p.status, a.email, a.email_verified_at IS NOT NULL AS email_verified, \
-     p.created_at, p.decided_at \
+     p.created_at, p.decided_at, a.language \
      FROM practices p JOIN accounts a ON a.id = p.account_id";
 
 impl TryFrom<PracticeRow> for Practice {
@@ -92,6 +95,7 @@ impl TryFrom<PracticeRow> for Practice {
             email_verified: row.email_verified != 0,
             created_at: from_millis(row.created_at)?,
             decided_at: from_opt_millis(row.decided_at)?,
+            language: row.language,
         })
     }
 }
@@ -261,7 +265,7 @@ fn check_practice_rows(
 async fn insert_account_on(conn: &mut SqliteConnection, account: &NewAccount) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO accounts (id, role, email, password_hash, email_verified_at, created_at, \
-         password_changed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+         password_changed_at, language) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7)",
     )
     .bind(account.id)
     .bind(account.role.as_str())
@@ -269,6 +273,7 @@ async fn insert_account_on(conn: &mut SqliteConnection, account: &NewAccount) ->
     .bind(&account.password_hash)
     .bind(account.email_verified_at.map(millis))
     .bind(millis(account.created_at))
+    .bind(&account.language)
     .execute(&mut *conn)
     .await
     .map_err(db_error)?;

@@ -70,6 +70,9 @@ pub struct NewAccount {
     pub created_at: DateTime<Utc>,
     /// Admins created on the command line count as verified.
     pub email_verified_at: Option<DateTime<Utc>>,
+    /// Language code (`de`, `en`) of the mails sent to the account without a request to read
+    /// it from (an admin's decision, a new verification link at login).
+    pub language: String,
 }
 
 impl fmt::Debug for NewAccount {
@@ -90,6 +93,8 @@ pub struct Account {
     pub email_verified_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub password_changed_at: DateTime<Utc>,
+    /// Language code of mails sent to the account (see `NewAccount::language`).
+    pub language: String,
 }
 
 impl fmt::Debug for Account {
@@ -126,6 +131,8 @@ pub struct Practice {
     pub email_verified: bool,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
+    /// The account's language code (see `NewAccount::language`).
+    pub language: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

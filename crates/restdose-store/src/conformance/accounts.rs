@@ -34,6 +34,8 @@ pub(super) fn new_account(role: Role, at: DateTime<Utc>) -> NewAccount {
         password_hash: password_hash(),
         created_at: at,
         email_verified_at: None,
+        // Not the column's default, so a store that drops it fails the comparisons below.
+        language: "en".to_owned(),
     }
 }
 
@@ -102,6 +104,7 @@ fn account_as_inserted(new: &NewAccount) -> Account {
         email_verified_at: new.email_verified_at,
         created_at: new.created_at,
         password_changed_at: new.created_at,
+        language: new.language.clone(),
     }
 }
 
@@ -119,6 +122,7 @@ fn practice_as_inserted(rows: &SignUp) -> Practice {
         email_verified: false,
         created_at: rows.practice.created_at,
         decided_at: None,
+        language: rows.account.language.clone(),
     }
 }
 
