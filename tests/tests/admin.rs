@@ -130,10 +130,7 @@ async fn signed_up_practice_in(app: &TestApp, name: &str, lang: Lang) -> Practic
         email: email.clone(),
         password: PRACTICE_PASSWORD.to_owned(),
     };
-    app.services
-        .sign_up_practice(&input, lang)
-        .await
-        .unwrap();
+    app.services.sign_up_practice(&input, lang).await.unwrap();
     app.smtp.wait_for(&email, 1).await;
     practice_by_email(app, &email).await
 }

@@ -265,7 +265,8 @@ async fn health_readiness_and_metrics_after_a_scenario(backend: Backend) {
     let durations = labelled(&text, "restdose_http_request_duration_seconds_count");
     assert!(
         durations.iter().any(|(labels, n)| *n >= 3.0
-            && labels.contains(&("route".to_owned(), "/confirm/{token}".to_owned()))),
+            && labels.contains(&("route".to_owned(), "/confirm/{token}".to_owned()))
+            && labels.contains(&("status".to_owned(), "200".to_owned()))),
         "no latency histogram for /confirm/{{token}}"
     );
     assert!(text.contains("# TYPE restdose_http_request_duration_seconds histogram"));

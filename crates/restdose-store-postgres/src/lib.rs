@@ -675,6 +675,18 @@ impl Store for PgStore {
 /// Waits for the pool's first connection, retrying the (short) acquire time-out until
 /// `STARTUP_TIMEOUT`; other errors (bad credentials, a missing file) end the wait at once.
 async fn first_connection(pool: &PgPool) -> Result<(), StoreError> {
+    use sqlx::{ConnectOptions, Connection};
+    // The pool retries a refused connection until its acquire time-out, which reads as "busy"
+    // below; one direct attempt first tells a server that is not there (fail now) from one
+    // that is slow to answer (wait for it).
+    match tokio::time::timeout(STARTUP_TIMEOUT, pool.connect_options().connect()).await {
+        Ok(Ok(probe)) => {
+            // Only a probe: a failure to say goodbye changes nothing.
+            let _ = probe.close().await;
+        }
+        Ok(Err(e)) => return Err(db_error(e)),
+        Err(_) => return Err(db_error(sqlx::Error::PoolTimedOut)),
+    }
     let deadline = std::time::Instant::now() + STARTUP_TIMEOUT;
     loop {
         match pool.acquire().await {

@@ -64,7 +64,7 @@ fn describe() {
     metrics::describe_histogram!(
         HTTP_DURATION,
         metrics::Unit::Seconds,
-        "HTTP request latency by method and route pattern."
+        "HTTP request latency by method, route pattern and status."
     );
     metrics::describe_counter!(t::INVITATIONS_SENT, "Invitations sent by the matcher.");
     metrics::describe_counter!(t::INVITATIONS_CLAIMED, "Invitations that became a booking.");
@@ -90,8 +90,15 @@ pub fn record_request(method: &str, route: &str, status: u16, elapsed: Duration)
         "status" => status.to_string()
     )
     .increment(1);
-    metrics::histogram!(HTTP_DURATION, "method" => method.to_owned(), "route" => route.to_owned())
-        .record(elapsed.as_secs_f64());
+    // By status too: an overloaded service answers 503 in a millisecond, which would otherwise
+    // hide the latency of the requests it accepted.
+    metrics::histogram!(
+        HTTP_DURATION,
+        "method" => method.to_owned(),
+        "route" => route.to_owned(),
+        "status" => status.to_string()
+    )
+    .record(elapsed.as_secs_f64());
 }
 
 /// An incoming `X-Request-Id` is kept only if it is a short, safe token (1–64 of `A-Z a-z 0-9
