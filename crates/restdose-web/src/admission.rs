@@ -3,10 +3,12 @@
 //! Every route belongs to a *budget* (`Budget::of`): public pages and the registration API,
 //! claims (`/invitations…`, `/bookings…`), the practice portal and API, the admin pages, and
 //! ops endpoints (`/healthz`, `/readyz`, `/metrics`), which are never limited. Each budget but
-//! ops holds a bounded number of requests in flight (a semaphore); a request that cannot get a
-//! slot within `queue_wait` is answered at once with `503` and `Retry-After` instead of
-//! queueing without end. Separate budgets mean a rush of sign-ups can fill only its own slots:
-//! claims and practices keep theirs.
+//! ops holds a bounded number of requests in flight (a semaphore) and a bounded queue in front
+//! of it: a request that finds the queue full is answered at once with `503` and
+//! `Retry-After`, and one that waits in the queue longer than `queue_wait` gets the same.
+//! Under a sustained overload the queue stays full, so the surplus is turned away in well under
+//! a millisecond while short bursts are still absorbed. Separate budgets mean a rush of sign-ups
+//! can fill only its own slots: claims and practices keep theirs.
 //!
 //! Sign-up POSTs (the form and the JSON API) are also limited per client address (GCRA via
 //! `governor`) → `429` with `Retry-After`. The client address is the peer's, or — only when the
@@ -26,9 +28,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
 use ipnet::IpNet;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::error::{Rejection, rejection_response};
 
@@ -43,6 +45,8 @@ pub struct AdmissionOptions {
     pub admin_concurrency: usize,
     /// How long a request may wait for a slot before it is turned away.
     pub queue_wait: Duration,
+    /// Requests that may wait for a slot, per budget; more are turned away at once.
+    pub max_queued: usize,
     /// `Retry-After` on every 503 and on budget rejections, in seconds.
     pub retry_after_secs: u32,
     /// Sign-up POSTs per client address and minute; 0 switches the limit off.
@@ -63,6 +67,7 @@ impl Default for AdmissionOptions {
             practice_concurrency: 8,
             admin_concurrency: 4,
             queue_wait: Duration::from_millis(200),
+            max_queued: 32,
             retry_after_secs: 2,
             signup_rate_per_ip_per_minute: 60,
             signup_burst_per_ip: 30,
@@ -114,13 +119,61 @@ const SIGNUP_RATE_LABEL: &str = "signup_per_ip";
 /// Sign-up checks between two sweeps of idle addresses out of the limiter.
 const SWEEP_EVERY: u64 = 1024;
 
+/// The slots of one budget and the queue in front of them.
+struct Gate {
+    slots: Semaphore,
+    queued: AtomicUsize,
+}
+
+impl Gate {
+    fn new(slots: usize) -> Gate {
+        Gate {
+            slots: Semaphore::new(slots.max(1)),
+            queued: AtomicUsize::new(0),
+        }
+    }
+
+    /// A slot: at once if one is free, else after waiting in the queue; `None` when the queue
+    /// is full or the wait is over.
+    async fn enter(&self, max_queued: usize, wait: Duration) -> Option<SemaphorePermit<'_>> {
+        if let Ok(permit) = self.slots.try_acquire() {
+            return Some(permit);
+        }
+        let _place = QueuePlace::take(&self.queued, max_queued)?;
+        match tokio::time::timeout(wait, self.slots.acquire()).await {
+            Ok(Ok(permit)) => Some(permit),
+            // Timed out, or (never: the semaphore is not closed) closed.
+            Ok(Err(_)) | Err(_) => None,
+        }
+    }
+}
+
+/// A place in a gate's queue, given back when dropped (also when the client goes away while
+/// waiting and actix drops the request).
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl<'a> QueuePlace<'a> {
+    fn take(queued: &'a AtomicUsize, max: usize) -> Option<QueuePlace<'a>> {
+        queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| QueuePlace(queued))
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Shared by all workers of one server.
 pub(crate) struct Admission {
     options: AdmissionOptions,
-    public: Semaphore,
-    claims: Semaphore,
-    practice: Semaphore,
-    admin: Semaphore,
+    public: Gate,
+    claims: Gate,
+    practice: Gate,
+    admin: Gate,
     signups: Option<DefaultKeyedRateLimiter<IpAddr>>,
     signup_checks: AtomicU64,
 }
@@ -132,17 +185,17 @@ impl Admission {
             RateLimiter::keyed(Quota::per_minute(rate).allow_burst(burst))
         });
         Admission {
-            public: Semaphore::new(options.public_concurrency.max(1)),
-            claims: Semaphore::new(options.claims_concurrency.max(1)),
-            practice: Semaphore::new(options.practice_concurrency.max(1)),
-            admin: Semaphore::new(options.admin_concurrency.max(1)),
+            public: Gate::new(options.public_concurrency),
+            claims: Gate::new(options.claims_concurrency),
+            practice: Gate::new(options.practice_concurrency),
+            admin: Gate::new(options.admin_concurrency),
             signups,
             signup_checks: AtomicU64::new(0),
             options,
         }
     }
 
-    fn semaphore(&self, budget: Budget) -> Option<&Semaphore> {
+    fn gate(&self, budget: Budget) -> Option<&Gate> {
         match budget {
             Budget::Public => Some(&self.public),
             Budget::Claims => Some(&self.claims),
@@ -199,14 +252,13 @@ pub(crate) async fn admit(
         return Ok(req.into_response(response).map_into_right_body());
     }
 
-    let Some(semaphore) = admission.semaphore(budget) else {
+    let Some(gate) = admission.gate(budget) else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    let permit = match tokio::time::timeout(admission.options.queue_wait, semaphore.acquire()).await
-    {
-        Ok(Ok(permit)) => permit,
-        // Timed out, or (never: the semaphore is not closed) closed.
-        Ok(Err(_)) | Err(_) => {
+    let options = &admission.options;
+    let permit = match gate.enter(options.max_queued, options.queue_wait).await {
+        Some(permit) => permit,
+        None => {
             metrics::counter!("restdose_admission_rejected_total", "budget" => budget.name())
                 .increment(1);
             let response = rejection_response(req.request(), Rejection::Busy, retry_after);
@@ -299,6 +351,46 @@ pub fn parse_trusted_proxies(entries: &[String]) -> Result<Vec<IpNet>, String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_turns_away_at_once_and_places_are_given_back() {
+        let gate = Gate::new(1);
+        let wait = Duration::from_secs(30);
+        let slot = gate.enter(1, wait).await.expect("a free slot");
+
+        // No queue at all: turned away without waiting for the 30 s.
+        let quick = tokio::time::timeout(Duration::from_secs(5), gate.enter(0, wait)).await;
+        assert!(matches!(quick, Ok(None)), "no place in a queue of 0");
+
+        // One place: the first waiter takes it, the second is turned away at once.
+        let first = gate.enter(1, wait);
+        tokio::pin!(first);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), &mut first)
+                .await
+                .is_err(),
+            "the first waiter waits"
+        );
+        assert_eq!(gate.queued.load(Ordering::Acquire), 1);
+        let second = tokio::time::timeout(Duration::from_secs(5), gate.enter(1, wait)).await;
+        assert!(matches!(second, Ok(None)), "the queue is full");
+
+        // The slot comes free: the waiter gets it and its place is given back.
+        drop(slot);
+        let got = tokio::time::timeout(Duration::from_secs(5), &mut first)
+            .await
+            .expect("the waiter is let in");
+        assert!(got.is_some());
+        assert_eq!(gate.queued.load(Ordering::Acquire), 0);
+        drop(got);
+
+        // A waiter that gives up (time-out) gives its place back too.
+        let held = gate.enter(1, wait).await.expect("free again");
+        assert!(gate.enter(1, Duration::from_millis(20)).await.is_none());
+        assert_eq!(gate.queued.load(Ordering::Acquire), 0);
+        drop(held);
+    }
+
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -89,6 +89,8 @@ pub struct Config {
     pub admission_practice_concurrency: usize,
     pub admission_admin_concurrency: usize,
     pub admission_queue_wait_ms: u64,
+    /// Requests that may wait for a slot per budget; beyond that 503 at once.
+    pub admission_max_queued: usize,
     /// `Retry-After` on 503 answers, in seconds.
     pub admission_retry_after_secs: u32,
     /// Sign-up POSTs per client address and minute (0 = no limit), and the burst allowed at once.
@@ -152,6 +154,7 @@ impl Default for Config {
             admission_practice_concurrency: 8,
             admission_admin_concurrency: 4,
             admission_queue_wait_ms: 200,
+            admission_max_queued: 32,
             admission_retry_after_secs: 2,
             signup_rate_per_ip_per_minute: 60,
             signup_burst_per_ip: 30,
@@ -440,6 +443,7 @@ impl Config {
             practice_concurrency: self.admission_practice_concurrency,
             admin_concurrency: self.admission_admin_concurrency,
             queue_wait: std::time::Duration::from_millis(self.admission_queue_wait_ms),
+            max_queued: self.admission_max_queued,
             retry_after_secs: self.admission_retry_after_secs,
             signup_rate_per_ip_per_minute: self.signup_rate_per_ip_per_minute,
             signup_burst_per_ip: self.signup_burst_per_ip,
@@ -555,8 +559,9 @@ paused_grace_days = 14
 
 # Overload (see docs/performance.md). Every route belongs to a budget with a bounded number of
 # requests in flight: public pages and sign-ups, claims (invitation and booking links), the
-# practice portal and API, admin. A request that finds no free slot within the queue wait, or
-# no database connection within the acquire time-out, is answered 503 with Retry-After.
+# practice portal and API, admin. A request that finds the budget's queue full, no free slot
+# within the queue wait, or no database connection within the acquire time-out, is answered
+# 503 with Retry-After.
 # Keep admission_public_concurrency below database_max_connections.
 database_acquire_timeout_ms = 500
 admission_public_concurrency = 12
@@ -564,6 +569,7 @@ admission_claims_concurrency = 16
 admission_practice_concurrency = 8
 admission_admin_concurrency = 4
 admission_queue_wait_ms = 200
+admission_max_queued = 32
 admission_retry_after_secs = 2
 # Sign-up POSTs (form and API) per client address and minute (0 = no limit), and how many may
 # come at once before the rate applies. Refused sign-ups get 429 with Retry-After.
