@@ -242,10 +242,11 @@ async fn five_hundred_simultaneous_claims_on_two_processes_book_exactly_five() {
     deployment.set("smtp_url", format!("smtp://127.0.0.1:{}", smtp.port()));
     deployment.set("database_max_connections", "20");
     // All 500 clicks arrive within milliseconds at a debug build on a shared machine; with the
-    // default queue wait (200 ms) most would be answered 503 by the admission control
+    // default queue (32 places, 200 ms) most would be answered 503 by the admission control
     // (tested in admission.rs, measured in scripts/bench-load S4). Here every click must
     // reach the claim, so they may queue as long as the test waits.
     deployment.set("admission_queue_wait_ms", WAIT.as_millis().to_string());
+    deployment.set("admission_max_queued", PEOPLE.to_string());
     let services = deployment.services().await;
     let seeded = seed_offer_with_open_invitations(&services, PEOPLE, DOSES).await;
     let seeded_at = started.elapsed();

@@ -155,7 +155,9 @@ struct QueuePlace<'a>(&'a AtomicUsize);
 impl<'a> QueuePlace<'a> {
     fn take(queued: &'a AtomicUsize, max: usize) -> Option<QueuePlace<'a>> {
         queued
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .ok()
             .map(|_| QueuePlace(queued))
     }
@@ -390,7 +392,6 @@ mod tests {
         assert_eq!(gate.queued.load(Ordering::Acquire), 0);
         drop(held);
     }
-
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
