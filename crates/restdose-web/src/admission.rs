@@ -350,7 +350,7 @@ pub fn parse_trusted_proxies(entries: &[String]) -> Result<Vec<IpNet>, String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
