@@ -199,10 +199,17 @@ async fn two_api_and_two_matcher_processes_serve_one_scenario_without_doubles() 
                 .fetch_one(&mut db)
                 .await
                 .unwrap();
-        if offers_with_waves == 2 && services.store.outbox_depth().await.unwrap().0 == 0 {
+        let depth = services.store.outbox_depth().await.unwrap();
+        if offers_with_waves == 2 && depth.0 == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "the matchers sent no waves");
+        assert!(
+            Instant::now() < deadline,
+            "the matchers sent no waves: {offers_with_waves} of 2 offers invited, outbox {depth:?}\n\
+             matcher-1:\n{}\nmatcher-2:\n{}",
+            matcher_1.log_tail(),
+            matcher_2.log_tail()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let invited: Vec<(String, CapturedMail)> = people

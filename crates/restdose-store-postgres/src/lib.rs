@@ -85,11 +85,28 @@ impl PgStore {
         mails: &[OutboxRow],
     ) -> StoreResult<()> {
         let radius = radius_to_db(new.radius_km)?;
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // One statement with data-modifying CTEs instead of BEGIN, one INSERT per row and
+        // COMMIT: a sign-up is one round trip to the server, and a statement is atomic on its
+        // own (a taken address fails the whole statement). The foreign keys of the links and
+        // mails are checked at the end of the statement, after the person's row is in.
+        // Measured in docs/performance.md (S1).
         sqlx::query(
-            "INSERT INTO registrants (id, email_key_id, email_ciphertext, email_index, postcode, \
-             radius_km, status, language, created_at, last_mail_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)",
+            "WITH person AS ( \
+                 INSERT INTO registrants (id, email_key_id, email_ciphertext, email_index, \
+                     postcode, radius_km, status, language, created_at, last_mail_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)), \
+             links AS ( \
+                 INSERT INTO registrant_tokens (token_hash, registrant_id, purpose, created_at, \
+                     expires_at) \
+                 SELECT * FROM UNNEST($10::bytea[], $11::uuid[], $12::text[], \
+                     $13::timestamptz[], $14::timestamptz[])), \
+             mails AS ( \
+                 INSERT INTO outbox (id, key_id, payload, created_at, attempts, next_attempt_at, \
+                     registrant_id, offer_id) \
+                 SELECT * FROM UNNEST($15::uuid[], $16::integer[], $17::bytea[], \
+                     $18::timestamptz[], $19::integer[], $20::timestamptz[], $21::uuid[], \
+                     $22::uuid[])) \
+             SELECT 1",
         )
         .bind(new.id)
         .bind(new.email.key_id)
@@ -100,12 +117,28 @@ impl PgStore {
         .bind(&new.language)
         .bind(new.created_at)
         .bind(new.last_mail_at)
-        .execute(&mut *tx)
+        .bind(tokens.iter().map(|t| t.hash.clone()).collect::<Vec<_>>())
+        .bind(tokens.iter().map(|t| t.registrant_id).collect::<Vec<_>>())
+        .bind(
+            tokens
+                .iter()
+                .map(|t| t.purpose.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(tokens.iter().map(|t| t.created_at).collect::<Vec<_>>())
+        .bind(tokens.iter().map(|t| t.expires_at).collect::<Vec<_>>())
+        .bind(mails.iter().map(|m| m.id).collect::<Vec<_>>())
+        .bind(mails.iter().map(|m| m.key_id).collect::<Vec<_>>())
+        .bind(mails.iter().map(|m| m.payload.clone()).collect::<Vec<_>>())
+        .bind(mails.iter().map(|m| m.created_at).collect::<Vec<_>>())
+        .bind(mails.iter().map(|m| m.attempts).collect::<Vec<_>>())
+        .bind(mails.iter().map(|m| m.next_attempt_at).collect::<Vec<_>>())
+        .bind(mails.iter().map(|m| m.registrant_id).collect::<Vec<_>>())
+        .bind(mails.iter().map(|m| m.offer_id).collect::<Vec<_>>())
+        .execute(&self.pool)
         .await
         .map_err(db_error)?;
-        insert_tokens_on(&mut tx, tokens).await?;
-        matcher::insert_outbox_on(&mut tx, mails).await?;
-        tx.commit().await.map_err(db_error)
+        Ok(())
     }
 
     /// `Store::insert_tokens` and `MatcherStore::insert_tokens_with_mails`.
