@@ -123,7 +123,10 @@ impl TestSmtp {
                 let mut server = Server::new(handler);
                 server
                     .with_name("test-smtp")
-                    .with_num_threads(8)
+                    // One thread per session, and lettre keeps its pooled sessions open
+                    // (idle up to 60 s): two processes with 4 each took all of 8 threads, and a
+                    // third session waited a minute for its greeting (a flaky cluster test).
+                    .with_num_threads(64)
                     .with_tcp_listener(listener);
                 server.serve().expect("test SMTP server stopped");
             });

@@ -422,12 +422,16 @@ impl MatcherStore for PgStore {
         }
         let inserted = u32::try_from(invited.len())
             .map_err(|_| StoreError::other("more invitations than fit into a wave"))?;
-        sqlx::query("UPDATE offers SET invited = invited + $2 WHERE id = $1")
-            .bind(wave.offer_id)
-            .bind(i32::try_from(inserted).map_err(|_| StoreError::other("wave too large"))?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        sqlx::query(
+            "UPDATE offers SET invited = invited + $2, next_wave_at = COALESCE($3, next_wave_at) \
+             WHERE id = $1",
+        )
+        .bind(wave.offer_id)
+        .bind(i32::try_from(inserted).map_err(|_| StoreError::other("wave too large"))?)
+        .bind(wave.due_again_if(inserted))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         tracing::Span::current().record("inserted", inserted);
         Ok(inserted)

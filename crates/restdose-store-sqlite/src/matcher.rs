@@ -385,12 +385,16 @@ impl MatcherStore for SqliteStore {
                 inserted += 1;
             }
         }
-        sqlx::query("UPDATE offers SET invited = invited + ?2 WHERE id = ?1")
-            .bind(wave.offer_id)
-            .bind(i64::from(inserted))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        sqlx::query(
+            "UPDATE offers SET invited = invited + ?2, next_wave_at = COALESCE(?3, next_wave_at) \
+             WHERE id = ?1",
+        )
+        .bind(wave.offer_id)
+        .bind(i64::from(inserted))
+        .bind(wave.due_again_if(inserted).map(millis))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         tracing::Span::current().record("inserted", inserted);
         Ok(inserted)

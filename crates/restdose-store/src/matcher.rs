@@ -102,9 +102,19 @@ pub struct NewWave {
     pub wave: i32,
     pub last_call: bool,
     pub created_at: DateTime<Utc>,
-    /// When the matcher should look at the offer again.
+    /// When the matcher should look at the offer again. If the wave invites nobody although
+    /// it names people (a racing wave invited them elsewhere, or they left), the offer is due
+    /// again at `created_at` instead: the next pick finds other people or none.
     pub next_wave_at: DateTime<Utc>,
     pub invitations: Vec<(NewInvitation, OutboxRow)>,
+}
+
+impl NewWave {
+    /// For the stores: the offer's next time after `inserted` of the wave's invitations went
+    /// in, when it differs from `next_wave_at` (see there).
+    pub fn due_again_if(&self, inserted: u32) -> Option<DateTime<Utc>> {
+        (inserted == 0 && !self.invitations.is_empty()).then_some(self.created_at)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -426,6 +426,10 @@ pub async fn wave_skips_people_already_invited_and_their_mails(store: &dyn Match
     assert!(is_stored(store, &first.invitations[1].1).await, "q's mail");
     assert_eq!(progress(store, y.id).await.invited, 1);
     assert_eq!(progress(store, y.id).await.waves, 1);
+    assert_eq!(
+        progress(store, y.id).await.next_wave_at,
+        Some(first.next_wave_at)
+    );
 
     // Once p has answered X, p may be invited to Y; q, invited to Y before, may not again, not
     // even after answering; the same person twice in one wave is invited once.
@@ -460,6 +464,11 @@ pub async fn wave_skips_people_already_invited_and_their_mails(store: &dyn Match
     );
     assert!(!is_stored(store, &third.invitations[0].1).await);
     assert_eq!(progress(store, y.id).await.waves, 3);
+    // A wave that placed nobody leaves the offer due, not waiting for a claim window.
+    assert_eq!(
+        progress(store, y.id).await.next_wave_at,
+        Some(third.created_at)
+    );
 }
 
 // --- candidates -------------------------------------------------------------------------------
