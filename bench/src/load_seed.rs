@@ -130,9 +130,17 @@ pub async fn claim_seed(args: ClaimSeedArgs) -> anyhow::Result<()> {
         })
         .await?;
 
-    // Sign-up and double opt-in as the store sees them, many at once (the pool bounds it).
+    // Sign-up and double opt-in as the store sees them, IN_FLIGHT at once: all 10,000 at once
+    // would wait for a pooled connection longer than the pool's acquire time-out.
+    const IN_FLIGHT: usize = 32;
     let mut sign_ups = tokio::task::JoinSet::new();
+    let mut people = Vec::with_capacity(args.people);
     for i in 0..args.people {
+        if sign_ups.len() >= IN_FLIGHT
+            && let Some(joined) = sign_ups.join_next().await
+        {
+            people.push(joined??);
+        }
         let services = services.clone();
         let people = args.people;
         sign_ups.spawn(async move {
@@ -175,9 +183,8 @@ pub async fn claim_seed(args: ClaimSeedArgs) -> anyhow::Result<()> {
             anyhow::Ok((id, address))
         });
     }
-    let mut people = Vec::with_capacity(args.people);
-    for joined in sign_ups.join_all().await {
-        people.push(joined?);
+    while let Some(joined) = sign_ups.join_next().await {
+        people.push(joined??);
     }
 
     let expires_at = now + TimeSpan::minutes(60);
