@@ -730,13 +730,15 @@ impl MatcherStore for PgStore {
             return Ok(Vec::new());
         }
         let rows: Vec<OutboxDbRow> = sqlx::query_as(
+            // `= ANY(ARRAY(...))` rather than `IN (...)`: the planner then fetches the leased
+            // rows by primary key instead of hashing a scan of the whole outbox.
             "UPDATE outbox SET locked_until = $2 \
-             WHERE id IN ( \
+             WHERE id = ANY(ARRAY( \
                  SELECT id FROM outbox \
                  WHERE next_attempt_at <= $1 AND (locked_until IS NULL OR locked_until <= $1) \
                  ORDER BY next_attempt_at, created_at, id \
                  LIMIT $3 \
-                 FOR UPDATE SKIP LOCKED) \
+                 FOR UPDATE SKIP LOCKED)) \
              RETURNING id, key_id, payload, created_at, attempts, next_attempt_at, \
                  registrant_id, offer_id",
         )
