@@ -117,7 +117,7 @@ impl PgStore {
         .bind(&new.language)
         .bind(new.created_at)
         .bind(new.last_mail_at)
-        .bind(tokens.iter().map(|t| t.hash.clone()).collect::<Vec<_>>())
+        .bind(tokens.iter().map(|t| t.hash.as_slice()).collect::<Vec<_>>())
         .bind(tokens.iter().map(|t| t.registrant_id).collect::<Vec<_>>())
         .bind(
             tokens
@@ -129,7 +129,12 @@ impl PgStore {
         .bind(tokens.iter().map(|t| t.expires_at).collect::<Vec<_>>())
         .bind(mails.iter().map(|m| m.id).collect::<Vec<_>>())
         .bind(mails.iter().map(|m| m.key_id).collect::<Vec<_>>())
-        .bind(mails.iter().map(|m| m.payload.clone()).collect::<Vec<_>>())
+        .bind(
+            mails
+                .iter()
+                .map(|m| m.payload.as_slice())
+                .collect::<Vec<_>>(),
+        )
         .bind(mails.iter().map(|m| m.created_at).collect::<Vec<_>>())
         .bind(mails.iter().map(|m| m.attempts).collect::<Vec<_>>())
         .bind(mails.iter().map(|m| m.next_attempt_at).collect::<Vec<_>>())
