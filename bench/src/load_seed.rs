@@ -217,6 +217,7 @@ pub async fn claim_seed(args: ClaimSeedArgs) -> anyhow::Result<()> {
             last_call: false,
             created_at: now,
             next_wave_at: expires_at,
+            claimed_seen: 0,
             invitations,
         })
         .await?;

@@ -384,6 +384,9 @@ impl Caller<'_> {
                     offer_id: pick.offer_id,
                     postcodes: pick.postcodes.clone(),
                     invited_before: self.invited_before,
+                    // The matcher's daily cap, as it runs (nobody in the seed is near it).
+                    counted_since: self.invited_before - chrono::Duration::hours(24),
+                    max_invitations_since: 10,
                     limit,
                 };
                 let started = Instant::now();

@@ -216,6 +216,7 @@ async fn seed_offer_with_open_invitations(
             last_call: false,
             created_at: now,
             next_wave_at: expires_at,
+            claimed_seen: 0,
             invitations,
         })
         .await

@@ -8,8 +8,10 @@
 //! and the area's recent history. When the appointment starts in less than one claim window,
 //! the wave becomes a "last call": a larger group, first come first served. When the wave's
 //! time is up and doses remain, the next wave goes out; the offer stops when it is full,
-//! closed, cancelled or its window has ended. A dose handed back (cancelled booking) makes the
-//! offer due again at once.
+//! closed, cancelled or its window has ended. When the last dose is claimed, the offer's other
+//! open invitations are withdrawn at once (no strike, no throttle: those people are free for the
+//! next offer nearby). A dose handed back (cancelled booking) makes the offer due again at once,
+//! whatever the matcher was doing with the offer at that moment.
 
 use chrono::{DateTime, Duration, Utc};
 use restdose_crypto::{SecretToken, random_u64};
@@ -39,6 +41,10 @@ pub struct MatcherPolicy {
     pub area_history: Duration,
     /// Unanswered invitations in a row that pause a person.
     pub pause_after_unanswered: i32,
+    /// Nobody gets more invitations than this in 24 hours. Invitations an offer withdraws
+    /// (it filled) lift the throttle, so in a busy area one person could otherwise be invited
+    /// by offer after offer.
+    pub max_invitations_per_day: u32,
 }
 
 impl Default for MatcherPolicy {
@@ -50,6 +56,7 @@ impl Default for MatcherPolicy {
             retry_empty: Duration::minutes(5),
             area_history: Duration::days(30),
             pause_after_unanswered: 3,
+            max_invitations_per_day: 10,
         }
     }
 }
@@ -69,6 +76,8 @@ pub enum WaveOutcome {
     Filled { offer_id: Uuid },
     /// Nobody qualifies right now; looked at again later.
     NoCandidates { offer_id: Uuid },
+    /// The offer looked full, but a dose came back before it could be parked: due again now.
+    DoseReturned { offer_id: Uuid },
     /// The practice is not approved (any more); looked at again later.
     PracticeNotApproved { offer_id: Uuid },
 }
@@ -171,21 +180,27 @@ impl Services {
         }
         let remaining = offer.doses - progress.claimed;
         if remaining <= 0 {
-            self.store.reschedule_offer(offer.id, None).await?;
-            return Ok(Some(WaveOutcome::Filled { offer_id: offer.id }));
+            // Parked only if still full: a cancellation since the read above must not lose
+            // its dose (it made the offer due; parking unconditionally would undo that).
+            if self.store.park_full_offer(offer.id).await? {
+                return Ok(Some(WaveOutcome::Filled { offer_id: offer.id }));
+            }
+            self.store.reschedule_offer(offer.id, Some(now)).await?;
+            return Ok(Some(WaveOutcome::DoseReturned { offer_id: offer.id }));
         }
         let claim_window = Duration::minutes(i64::from(offer.claim_minutes));
         let last_call = offer.starts_at - now < claim_window;
         let area: String = offer.postcode.chars().take(2).collect();
-        let (area_invited, area_claimed) = self
+        let acceptance = self
             .store
-            .area_acceptance(&area, now - policy.area_history)
+            .acceptance(&area, now - policy.area_history, offer.id)
             .await?;
-        // The area's history includes this offer's own invitations, so they weigh double:
-        // the offer adapts first to its own answers.
+        // Learned from real answers only (claimed, clicked too late, declined, ignored), so it
+        // falls as well as rises. The area's history includes this offer's own answers, so
+        // they weigh double: the offer adapts first to its own people.
         let overbooking = policy.wave.overbooking(
-            area_invited + progress.invited.max(0) as u64,
-            area_claimed + progress.claimed.max(0) as u64,
+            acceptance.area.answered + acceptance.offer.answered,
+            acceptance.area.accepted + acceptance.offer.accepted,
         );
         let size = policy
             .wave
@@ -201,6 +216,8 @@ impl Services {
                 offer_id: offer.id,
                 postcodes,
                 invited_before: now - policy.throttle,
+                counted_since: now - Duration::hours(24),
+                max_invitations_since: policy.max_invitations_per_day,
                 limit: size as u32,
             })
             .await?;
@@ -271,6 +288,7 @@ impl Services {
                 last_call,
                 created_at: now,
                 next_wave_at: expires_at,
+                claimed_seen: progress.claimed,
                 invitations,
             })
             .await?;
@@ -382,6 +400,18 @@ impl Services {
             InvitationStatus::Open if view.invitation.expires_at > now => {}
             InvitationStatus::Open | InvitationStatus::Expired => {
                 return Ok((ClaimOutcome::Expired, None));
+            }
+            // Ended by the offer: every dose taken, or closed or cancelled. A click while it
+            // runs came too late and is recorded as `Missed` (the person wanted the dose, which
+            // the overbooking estimate learns from).
+            InvitationStatus::Withdrawn => {
+                let running = view.offer.status == restdose_store::OfferStatus::Open
+                    && view.offer.ends_at > now;
+                if !running {
+                    return Ok((ClaimOutcome::Expired, None));
+                }
+                self.store.claim_all_taken(&token.hash(), now).await?;
+                return Ok((ClaimOutcome::AllTaken, None));
             }
             answered => return Ok((ClaimOutcome::AlreadyAnswered(answered), None)),
         }

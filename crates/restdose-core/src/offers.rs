@@ -4,7 +4,10 @@
 use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
 use restdose_domain::{BookingCode, Lang, RadiusKm};
 use restdose_mail::{BookingTemplate, OutgoingMail, render_booking};
-use restdose_store::{Booking, BookingStatus, CheckInOutcome, NewOffer, Offer, OfferStatus};
+use restdose_store::{
+    Booking, BookingStatus, CheckInOutcome, NewOffer, Offer, OfferCancellation, OfferStatus,
+    OutboxRow,
+};
 use uuid::Uuid;
 
 use crate::{FieldError, Principal, RadiusInput, ServiceError, Services};
@@ -16,6 +19,8 @@ pub const MAX_CLAIM_MINUTES: i64 = 120;
 pub const DEFAULT_CLAIM_MINUTES: i64 = 15;
 pub const MAX_NOTE_CHARS: usize = 500;
 pub const MAX_DAYS_AHEAD: i64 = 7;
+/// Rounds of preparing holders' mails before a cancellation gives up (see `cancel_offer`).
+const CANCEL_ATTEMPTS: usize = 5;
 /// How far in the past a start may lie and still mean "now".
 pub const START_GRACE: Duration = Duration::minutes(5);
 
@@ -369,17 +374,6 @@ impl Services {
             // Nobody should get a cancellation mail after their appointment.
             return Err(ServiceError::Conflict("the appointment window is over"));
         }
-        let holders = self
-            .store
-            .booked_registrants(offer_id, BookingStatus::Booked)
-            .await?;
-        if !self
-            .store
-            .finish_offer(offer_id, OfferStatus::Cancelled, self.clock.now())
-            .await?
-        {
-            return Err(ServiceError::Conflict("the offer is not open"));
-        }
         let practice = self
             .store
             .practice(offer.practice_id)
@@ -390,30 +384,57 @@ impl Services {
             practice.street, practice.postcode, practice.city
         );
         let window = self.format_window(offer.starts_at, offer.ends_at);
-        let mut told = 0;
-        for id in &holders {
-            // A failed mail must not undo the cancellation; it is logged and the rest go on.
+        // Each holder's mail is written in the cancellation's own transaction, so nobody who
+        // held a dose goes unwarned. Someone booking while the mails are prepared makes the
+        // store refuse them all; prepare again (a few rounds at most: booking needs a free
+        // dose, and every round sees more of them taken).
+        for _ in 0..CANCEL_ATTEMPTS {
+            let holders = self
+                .store
+                .booked_registrants(offer_id, BookingStatus::Booked)
+                .await?;
+            let mut mails = Vec::with_capacity(holders.len());
+            for id in &holders {
+                if let Some(row) = self
+                    .booking_cancelled_mail(*id, &practice.name, &address, &window)
+                    .await?
+                {
+                    mails.push(row);
+                }
+            }
             match self
-                .tell_booking_cancelled(*id, &practice.name, &address, &window)
-                .await
+                .store
+                .cancel_offer(offer_id, self.clock.now(), &mails)
+                .await?
             {
-                Ok(()) => told += 1,
-                Err(e) => tracing::error!(error = %e, registrant = %id, "cancellation mail failed"),
+                OfferCancellation::Cancelled { told } => {
+                    tracing::info!(offer = %offer_id, told = told.len(), "offer cancelled");
+                    return Ok(told.len());
+                }
+                OfferCancellation::NotOpen => {
+                    return Err(ServiceError::Conflict("the offer is not open"));
+                }
+                OfferCancellation::HoldersChanged => {
+                    tracing::info!(offer = %offer_id, "a booking came in while cancelling; again");
+                }
             }
         }
-        tracing::info!(offer = %offer_id, bookings = holders.len(), told, "offer cancelled");
-        Ok(told)
+        Err(ServiceError::Conflict(
+            "bookings keep arriving; try cancelling again",
+        ))
     }
 
-    async fn tell_booking_cancelled(
+    /// The mail telling a holder their booking is cancelled (with a fresh self-service link,
+    /// stored now), or None when the person is gone.
+    async fn booking_cancelled_mail(
         &self,
         registrant_id: Uuid,
         practice: &str,
         address: &str,
         window: &str,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<Option<OutboxRow>, ServiceError> {
         let Some(registrant) = self.store.registrant(registrant_id).await? else {
-            return Ok(());
+            return Ok(None);
         };
         let email = self.decrypt_email(registrant.id, &registrant.email)?;
         let now = self.clock.now();
@@ -437,9 +458,12 @@ impl Services {
             message_id: self.links.message_id(Uuid::new_v4()),
             content,
         };
-        let row = self.outbox_row_about(&mail, now, Some(registrant_id), None)?;
-        self.store.enqueue_mails(std::slice::from_ref(&row)).await?;
-        Ok(())
+        Ok(Some(self.outbox_row_about(
+            &mail,
+            now,
+            Some(registrant_id),
+            None,
+        )?))
     }
 
     /// "04.05.2026 16:00–18:00" in the service's time zone.

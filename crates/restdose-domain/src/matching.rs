@@ -122,13 +122,17 @@ impl Default for WavePolicy {
 }
 
 impl WavePolicy {
-    /// The overbooking factor after `invited` invitations of which `claimed` were taken
-    /// (earlier waves of this offer, plus the area's recent history): the inverse of the
-    /// estimated acceptance rate, shrunk towards the prior while data is thin.
-    pub fn overbooking(&self, invited: u64, claimed: u64) -> f64 {
+    /// The overbooking factor after `answered` invitations with a real answer of which
+    /// `accepted` wanted the dose (earlier waves of this offer, plus the area's recent
+    /// history): the inverse of the estimated acceptance rate, shrunk towards the prior while
+    /// data is thin (the prior is worth `prior_weight` answers) and bounded by
+    /// `min_overbooking..=max_overbooking`. Invitations without an answer (still open, or
+    /// withdrawn because the offer filled) must not be passed in as refusals: they would cap
+    /// the learned rate at 1/factor and the factor could only rise.
+    pub fn overbooking(&self, answered: u64, accepted: u64) -> f64 {
         let prior_rate = 1.0 / self.initial_overbooking;
-        let rate = (claimed as f64 + self.prior_weight * prior_rate)
-            / (invited as f64 + self.prior_weight);
+        let rate = (accepted as f64 + self.prior_weight * prior_rate)
+            / (answered as f64 + self.prior_weight);
         (1.0 / rate.max(1e-6)).clamp(self.min_overbooking, self.max_overbooking)
     }
 

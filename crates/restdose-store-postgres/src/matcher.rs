@@ -11,9 +11,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use restdose_store::{
-    BookingRecord, BookingStatus, Candidate, CandidateQuery, ClaimOutcome, ExpiredInvitation,
-    Invitation, InvitationStatus, MatcherStore, NewClaim, NewRegistrant, NewToken, NewWave, Offer,
-    OfferProgress, OutboxRow, StoreError, StoreResult, StoredEmail,
+    Acceptance, AnswerCounts, BookingRecord, BookingStatus, Candidate, CandidateQuery,
+    ClaimOutcome, ExpiredInvitation, Invitation, InvitationStatus, MatcherStore, NewClaim,
+    NewRegistrant, NewToken, NewWave, Offer, OfferCancellation, OfferProgress, OutboxRow,
+    StoreError, StoreResult, StoredEmail, mails_for_holders,
 };
 use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
@@ -309,6 +310,8 @@ impl MatcherStore for PgStore {
                        AND NOT EXISTS (SELECT 1 FROM bookings b \
                            WHERE b.registrant_id = r.id AND b.status IN ('booked', 'checked_in')) \
                        AND r.id NOT IN (SELECT i.registrant_id FROM invitations i WHERE i.offer_id = $1) \
+                       AND (SELECT count(*) FROM invitations i \
+                           WHERE i.registrant_id = r.id AND i.created_at > $6) < $7 \
                      ORDER BY r.created_at \
                      LIMIT ($5 + GREATEST(cardinality($2), 1) - 1) / GREATEST(cardinality($2), 1) \
                  ) h \
@@ -337,6 +340,8 @@ impl MatcherStore for PgStore {
                    AND NOT EXISTS (SELECT 1 FROM bookings b \
                        WHERE b.registrant_id = r.id AND b.status IN ('booked', 'checked_in')) \
                    AND r.id NOT IN (SELECT i.registrant_id FROM invitations i WHERE i.offer_id = $1) \
+                   AND (SELECT count(*) FROM invitations i \
+                       WHERE i.registrant_id = r.id AND i.created_at > $6) < $7 \
                  ORDER BY r.created_at, r.id \
                  LIMIT $5 \
              ) c \
@@ -349,6 +354,8 @@ impl MatcherStore for PgStore {
         .bind(distances)
         .bind(query.invited_before)
         .bind(i64::from(query.limit))
+        .bind(query.counted_since)
+        .bind(i64::from(query.max_invitations_since))
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;
@@ -422,13 +429,18 @@ impl MatcherStore for PgStore {
         }
         let inserted = u32::try_from(invited.len())
             .map_err(|_| StoreError::other("more invitations than fit into a wave"))?;
+        // A dose handed back since the wave was sized is offered at once.
         sqlx::query(
-            "UPDATE offers SET invited = invited + $2, next_wave_at = COALESCE($3, next_wave_at) \
+            "UPDATE offers SET invited = invited + $2, \
+                 next_wave_at = CASE WHEN claimed < $4 THEN $5 \
+                     ELSE COALESCE($3, next_wave_at) END \
              WHERE id = $1",
         )
         .bind(wave.offer_id)
         .bind(i32::try_from(inserted).map_err(|_| StoreError::other("wave too large"))?)
         .bind(wave.due_again_if(inserted))
+        .bind(wave.claimed_seen)
+        .bind(wave.created_at)
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -456,19 +468,62 @@ impl MatcherStore for PgStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(area = %area))]
-    async fn area_acceptance(&self, area: &str, since: DateTime<Utc>) -> StoreResult<(u64, u64)> {
-        let (invited, claimed): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COUNT(*) FILTER (WHERE i.status = 'claimed') \
-             FROM invitations i JOIN offers o ON o.id = i.offer_id \
-             WHERE starts_with(o.postcode, $1) AND i.created_at >= $2",
+    #[tracing::instrument(skip_all, fields(offer = %offer_id, parked))]
+    async fn park_full_offer(&self, offer_id: Uuid) -> StoreResult<bool> {
+        let parked = sqlx::query(
+            "UPDATE offers SET next_wave_at = 'infinity'::timestamptz \
+             WHERE id = $1 AND claimed >= doses",
         )
-        .bind(area)
-        .bind(since)
-        .fetch_one(&self.pool)
+        .bind(offer_id)
+        .execute(&self.pool)
         .await
-        .map_err(db_error)?;
-        Ok((count(invited)?, count(claimed)?))
+        .map_err(db_error)?
+        .rows_affected()
+            > 0;
+        tracing::Span::current().record("parked", parked);
+        Ok(parked)
+    }
+
+    #[tracing::instrument(skip_all, fields(area = %area, offer = %offer_id))]
+    async fn acceptance(
+        &self,
+        area: &str,
+        since: DateTime<Utc>,
+        offer_id: Uuid,
+    ) -> StoreResult<Acceptance> {
+        // Only real answers count (see `AnswerCounts`).
+        let (area_answered, area_accepted, offer_answered, offer_accepted): (i64, i64, i64, i64) =
+            sqlx::query_as(
+                "SELECT \
+                     count(*) FILTER (WHERE in_area AND answered), \
+                     count(*) FILTER (WHERE in_area AND accepted), \
+                     count(*) FILTER (WHERE own AND answered), \
+                     count(*) FILTER (WHERE own AND accepted) \
+                 FROM ( \
+                     SELECT i.offer_id = $3 AS own, \
+                         (starts_with(o.postcode, $1) AND i.created_at >= $2) AS in_area, \
+                         i.status IN ('claimed', 'missed', 'declined', 'expired') AS answered, \
+                         i.status IN ('claimed', 'missed') AS accepted \
+                     FROM invitations i JOIN offers o ON o.id = i.offer_id \
+                     WHERE (starts_with(o.postcode, $1) AND i.created_at >= $2) \
+                         OR i.offer_id = $3) AS answers",
+            )
+            .bind(area)
+            .bind(since)
+            .bind(offer_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(Acceptance {
+            area: AnswerCounts {
+                answered: count(area_answered)?,
+                accepted: count(area_accepted)?,
+            },
+            offer: AnswerCounts {
+                answered: count(offer_answered)?,
+                accepted: count(offer_accepted)?,
+            },
+        })
     }
 
     // --- answers -----------------------------------------------------------------------------
@@ -499,7 +554,7 @@ impl MatcherStore for PgStore {
     async fn claim_all_taken(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<bool> {
         let missed = sqlx::query(
             "UPDATE invitations i SET status = 'missed', answered_at = $2 \
-             WHERE i.token_hash = $1 AND i.status = 'open' AND i.expires_at > $2 \
+             WHERE i.token_hash = $1 AND i.status IN ('open', 'withdrawn') AND i.expires_at > $2 \
                AND EXISTS (SELECT 1 FROM offers o WHERE o.id = i.offer_id \
                    AND o.status = 'open' AND o.ends_at > $2 AND o.claimed >= o.doses) \
                AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.registrant_id = i.registrant_id \
@@ -611,6 +666,50 @@ impl MatcherStore for PgStore {
         insert_outbox_on(&mut tx, std::slice::from_ref(mail)).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(true)
+    }
+
+    #[tracing::instrument(skip_all, fields(offer = %offer_id, mails = holder_mails.len()))]
+    async fn cancel_offer(
+        &self,
+        offer_id: Uuid,
+        now: DateTime<Utc>,
+        holder_mails: &[OutboxRow],
+    ) -> StoreResult<OfferCancellation> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // The offer's row first (claims queue on it, then find it cancelled): the bookings
+        // read next are all there will be.
+        let done = sqlx::query(
+            "UPDATE offers SET status = 'cancelled', closed_at = $2 \
+             WHERE id = $1 AND status = 'open'",
+        )
+        .bind(offer_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            return Ok(OfferCancellation::NotOpen);
+        }
+        let holders: Vec<Option<Uuid>> = sqlx::query_scalar(
+            "UPDATE bookings SET status = 'cancelled', updated_at = $2 \
+             WHERE offer_id = $1 AND status = 'booked' \
+             RETURNING registrant_id",
+        )
+        .bind(offer_id)
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let Some(mails) = mails_for_holders(&holders, holder_mails) else {
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(OfferCancellation::HoldersChanged);
+        };
+        insert_outbox_on(&mut tx, &mails).await?;
+        withdraw_open_invitations(&mut tx, offer_id).await?;
+        tx.commit().await.map_err(db_error)?;
+        let mut told: Vec<Uuid> = mails.iter().filter_map(|m| m.registrant_id).collect();
+        told.sort();
+        Ok(OfferCancellation::Cancelled { told })
     }
 
     // --- bookings through their link ---------------------------------------------------------
@@ -820,6 +919,20 @@ async fn claim_on(store: &PgStore, claim: &NewClaim) -> StoreResult<ClaimOutcome
     match invitation_status(&invitation.status, invitation.id)? {
         InvitationStatus::Open => {}
         InvitationStatus::Expired => return Ok(ClaimOutcome::Expired),
+        // Ended by the offer: a click while it runs came too late (every dose taken).
+        InvitationStatus::Withdrawn => {
+            if !offer_is_running(&mut tx, invitation.offer_id, claim.now).await? {
+                return Ok(ClaimOutcome::Expired);
+            }
+            sqlx::query("UPDATE invitations SET status = 'missed', answered_at = $2 WHERE id = $1")
+                .bind(invitation.id)
+                .bind(claim.now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)?;
+            return Ok(ClaimOutcome::AllTaken);
+        }
         answered => return Ok(ClaimOutcome::AlreadyAnswered(answered)),
     }
     if invitation.expires_at <= claim.now
@@ -840,16 +953,18 @@ async fn claim_on(store: &PgStore, claim: &NewClaim) -> StoreResult<ClaimOutcome
     }
 
     // The dose itself: racing claims queue on the offer row and re-check `claimed < doses`.
-    let taken = sqlx::query(
+    // Some(true) when this claim took the last dose.
+    let taken: Option<bool> = sqlx::query_scalar(
         "UPDATE offers SET claimed = claimed + 1 \
-         WHERE id = $1 AND status = 'open' AND ends_at > $2 AND claimed < doses",
+         WHERE id = $1 AND status = 'open' AND ends_at > $2 AND claimed < doses \
+         RETURNING claimed >= doses",
     )
     .bind(invitation.offer_id)
     .bind(claim.now)
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(db_error)?;
-    if taken.rows_affected() == 0 {
+    let Some(filled) = taken else {
         // Closed or over while we waited for the row: that is not "all taken".
         if !offer_is_running(&mut tx, invitation.offer_id, claim.now).await? {
             return Ok(ClaimOutcome::Expired);
@@ -862,7 +977,7 @@ async fn claim_on(store: &PgStore, claim: &NewClaim) -> StoreResult<ClaimOutcome
             .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         return Ok(ClaimOutcome::AllTaken);
-    }
+    };
 
     let inserted = sqlx::query(
         "INSERT INTO bookings (id, offer_id, registrant_id, code, status, created_at, \
@@ -899,8 +1014,42 @@ async fn claim_on(store: &PgStore, claim: &NewClaim) -> StoreResult<ClaimOutcome
         .await
         .map_err(db_error)?;
     insert_outbox_on(&mut tx, std::slice::from_ref(&claim.confirmation)).await?;
+    if filled {
+        withdraw_open_invitations(&mut tx, invitation.offer_id).await?;
+    }
     tx.commit().await.map_err(db_error)?;
     Ok(ClaimOutcome::Booked)
+}
+
+/// Ends the open invitations of an offer that filled, closed or was cancelled: they become
+/// `withdrawn` and their people's throttle is lifted, so the next offer nearby may invite them
+/// at once. `last_invited_at` can simply be cleared: the withdrawn invitation was the person's
+/// newest (nobody holds two open ones), and the one before it lies beyond the throttle, or
+/// this one could not have been sent.
+///
+/// The caller holds the offer's row. An invitation locked by someone else is being answered
+/// right now (a claim waiting for the offer row, a decline, an expiry) and is skipped: it ends
+/// by that answer, and waiting for it while holding the offer would deadlock with a claim.
+/// Invitations before people, as everywhere (see the module header).
+pub(crate) async fn withdraw_open_invitations(
+    conn: &mut PgConnection,
+    offer_id: Uuid,
+) -> StoreResult<()> {
+    sqlx::query(
+        "WITH ended AS ( \
+             UPDATE invitations SET status = 'withdrawn' \
+             WHERE id IN (SELECT id FROM invitations \
+                 WHERE offer_id = $1 AND status = 'open' \
+                 ORDER BY registrant_id FOR UPDATE SKIP LOCKED) \
+             RETURNING registrant_id) \
+         UPDATE registrants SET last_invited_at = NULL \
+         WHERE id IN (SELECT registrant_id FROM ended)",
+    )
+    .bind(offer_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 /// Open and not over at `now`.

@@ -9,9 +9,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use restdose_store::{
-    BookingRecord, BookingStatus, Candidate, CandidateQuery, ClaimOutcome, ExpiredInvitation,
-    Invitation, InvitationStatus, MatcherStore, NewClaim, NewRegistrant, NewToken, NewWave, Offer,
-    OfferProgress, OutboxRow, StoreError, StoreResult, StoredEmail,
+    Acceptance, AnswerCounts, BookingRecord, BookingStatus, Candidate, CandidateQuery,
+    ClaimOutcome, ExpiredInvitation, Invitation, InvitationStatus, MatcherStore, NewClaim,
+    NewRegistrant, NewToken, NewWave, Offer, OfferCancellation, OfferProgress, OutboxRow,
+    StoreError, StoreResult, StoredEmail, mails_for_holders,
 };
 use sqlx::{FromRow, SqliteConnection};
 use uuid::Uuid;
@@ -296,6 +297,8 @@ impl MatcherStore for SqliteStore {
                        WHERE b.registrant_id = r.id AND b.status IN ('booked', 'checked_in')) \
                    AND NOT EXISTS (SELECT 1 FROM invitations i \
                        WHERE i.offer_id = ?4 AND i.registrant_id = r.id) \
+                   AND (SELECT COUNT(*) FROM invitations i \
+                       WHERE i.registrant_id = r.id AND i.created_at > ?6) < ?7 \
                  ORDER BY r.created_at, r.id \
                  LIMIT ?5",
             )
@@ -304,6 +307,8 @@ impl MatcherStore for SqliteStore {
             .bind(millis(query.invited_before))
             .bind(query.offer_id)
             .bind(limit_to_db(query.limit))
+            .bind(millis(query.counted_since))
+            .bind(i64::from(query.max_invitations_since))
             .fetch_all(&mut *tx)
             .await
             .map_err(db_error)?;
@@ -385,13 +390,18 @@ impl MatcherStore for SqliteStore {
                 inserted += 1;
             }
         }
+        // A dose handed back since the wave was sized is offered at once.
         sqlx::query(
-            "UPDATE offers SET invited = invited + ?2, next_wave_at = COALESCE(?3, next_wave_at) \
+            "UPDATE offers SET invited = invited + ?2, \
+                 next_wave_at = CASE WHEN claimed < ?4 THEN ?5 \
+                     ELSE COALESCE(?3, next_wave_at) END \
              WHERE id = ?1",
         )
         .bind(wave.offer_id)
         .bind(i64::from(inserted))
         .bind(wave.due_again_if(inserted).map(millis))
+        .bind(wave.claimed_seen)
+        .bind(millis(wave.created_at))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -415,20 +425,60 @@ impl MatcherStore for SqliteStore {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all, fields(area = %area))]
-    async fn area_acceptance(&self, area: &str, since: DateTime<Utc>) -> StoreResult<(u64, u64)> {
-        // A prefix test without LIKE, so `%` and `_` in `area` mean nothing special.
-        let (invited, claimed): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(i.status = 'claimed'), 0) \
-             FROM invitations i JOIN offers o ON o.id = i.offer_id \
-             WHERE substr(o.postcode, 1, length(?1)) = ?1 AND i.created_at >= ?2",
-        )
-        .bind(area)
-        .bind(millis(since))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok((count(invited)?, count(claimed)?))
+    #[tracing::instrument(skip_all, fields(offer = %offer_id, parked))]
+    async fn park_full_offer(&self, offer_id: Uuid) -> StoreResult<bool> {
+        let parked =
+            sqlx::query("UPDATE offers SET next_wave_at = ?2 WHERE id = ?1 AND claimed >= doses")
+                .bind(offer_id)
+                .bind(NEVER)
+                .execute(&self.pool)
+                .await
+                .map_err(db_error)?
+                .rows_affected()
+                > 0;
+        tracing::Span::current().record("parked", parked);
+        Ok(parked)
+    }
+
+    #[tracing::instrument(skip_all, fields(area = %area, offer = %offer_id))]
+    async fn acceptance(
+        &self,
+        area: &str,
+        since: DateTime<Utc>,
+        offer_id: Uuid,
+    ) -> StoreResult<Acceptance> {
+        // A prefix test without LIKE, so `%` and `_` in `area` mean nothing special. Only real
+        // answers count (see `AnswerCounts`).
+        let (area_answered, area_accepted, offer_answered, offer_accepted): (i64, i64, i64, i64) =
+            sqlx::query_as(
+                "SELECT \
+                     COALESCE(SUM(in_area AND answered), 0), COALESCE(SUM(in_area AND accepted), 0), \
+                     COALESCE(SUM(own AND answered), 0), COALESCE(SUM(own AND accepted), 0) \
+                 FROM ( \
+                     SELECT i.offer_id = ?3 AS own, \
+                         (substr(o.postcode, 1, length(?1)) = ?1 AND i.created_at >= ?2) AS in_area, \
+                         i.status IN ('claimed', 'missed', 'declined', 'expired') AS answered, \
+                         i.status IN ('claimed', 'missed') AS accepted \
+                     FROM invitations i JOIN offers o ON o.id = i.offer_id \
+                     WHERE (substr(o.postcode, 1, length(?1)) = ?1 AND i.created_at >= ?2) \
+                         OR i.offer_id = ?3)",
+            )
+            .bind(area)
+            .bind(millis(since))
+            .bind(offer_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        Ok(Acceptance {
+            area: AnswerCounts {
+                answered: count(area_answered)?,
+                accepted: count(area_accepted)?,
+            },
+            offer: AnswerCounts {
+                answered: count(offer_answered)?,
+                accepted: count(offer_accepted)?,
+            },
+        })
     }
 
     // --- answers -----------------------------------------------------------------------------
@@ -459,7 +509,7 @@ impl MatcherStore for SqliteStore {
     async fn claim_all_taken(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<bool> {
         let missed = sqlx::query(
             "UPDATE invitations SET status = 'missed', answered_at = ?2 \
-             WHERE token_hash = ?1 AND status = 'open' AND expires_at > ?2 \
+             WHERE token_hash = ?1 AND status IN ('open', 'withdrawn') AND expires_at > ?2 \
                AND EXISTS (SELECT 1 FROM offers o WHERE o.id = invitations.offer_id \
                    AND o.status = 'open' AND o.ends_at > ?2 AND o.claimed >= o.doses) \
                AND NOT EXISTS (SELECT 1 FROM bookings b \
@@ -571,6 +621,48 @@ impl MatcherStore for SqliteStore {
         insert_outbox_on(&mut tx, std::slice::from_ref(mail)).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(true)
+    }
+
+    #[tracing::instrument(skip_all, fields(offer = %offer_id, mails = holder_mails.len()))]
+    async fn cancel_offer(
+        &self,
+        offer_id: Uuid,
+        now: DateTime<Utc>,
+        holder_mails: &[OutboxRow],
+    ) -> StoreResult<OfferCancellation> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db_error)?;
+        let done = sqlx::query(
+            "UPDATE offers SET status = 'cancelled', closed_at = ?2 \
+             WHERE id = ?1 AND status = 'open'",
+        )
+        .bind(offer_id)
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        if done.rows_affected() == 0 {
+            return Ok(OfferCancellation::NotOpen);
+        }
+        let holders: Vec<Option<Uuid>> = sqlx::query_scalar(
+            "UPDATE bookings SET status = 'cancelled', updated_at = ?2 \
+             WHERE offer_id = ?1 AND status = 'booked' \
+             RETURNING registrant_id",
+        )
+        .bind(offer_id)
+        .bind(millis(now))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        let Some(mails) = mails_for_holders(&holders, holder_mails) else {
+            tx.rollback().await.map_err(db_error)?;
+            return Ok(OfferCancellation::HoldersChanged);
+        };
+        insert_outbox_on(&mut tx, &mails).await?;
+        withdraw_open_invitations(&mut tx, offer_id).await?;
+        tx.commit().await.map_err(db_error)?;
+        let mut told: Vec<Uuid> = mails.iter().filter_map(|m| m.registrant_id).collect();
+        told.sort();
+        Ok(OfferCancellation::Cancelled { told })
     }
 
     // --- bookings through their link ---------------------------------------------------------
@@ -771,6 +863,20 @@ async fn claim_on(store: &SqliteStore, claim: &NewClaim) -> StoreResult<ClaimOut
     match invitation_status(&invitation.status, invitation.id)? {
         InvitationStatus::Open => {}
         InvitationStatus::Expired => return Ok(ClaimOutcome::Expired),
+        // Ended by the offer: a click while it runs came too late (every dose taken).
+        InvitationStatus::Withdrawn => {
+            if !offer_is_running(&mut tx, invitation.offer_id, now).await? {
+                return Ok(ClaimOutcome::Expired);
+            }
+            sqlx::query("UPDATE invitations SET status = 'missed', answered_at = ?2 WHERE id = ?1")
+                .bind(invitation.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)?;
+            return Ok(ClaimOutcome::AllTaken);
+        }
         answered => return Ok(ClaimOutcome::AlreadyAnswered(answered)),
     }
     if invitation.expires_at <= now || !offer_is_running(&mut tx, invitation.offer_id, now).await? {
@@ -788,16 +894,18 @@ async fn claim_on(store: &SqliteStore, claim: &NewClaim) -> StoreResult<ClaimOut
         return Ok(ClaimOutcome::AlreadyBooked);
     }
 
-    let taken = sqlx::query(
+    // Some(true) when this claim took the last dose.
+    let taken: Option<bool> = sqlx::query_scalar(
         "UPDATE offers SET claimed = claimed + 1 \
-         WHERE id = ?1 AND status = 'open' AND ends_at > ?2 AND claimed < doses",
+         WHERE id = ?1 AND status = 'open' AND ends_at > ?2 AND claimed < doses \
+         RETURNING claimed >= doses",
     )
     .bind(invitation.offer_id)
     .bind(now)
-    .execute(&mut *tx)
+    .fetch_optional(&mut *tx)
     .await
     .map_err(db_error)?;
-    if taken.rows_affected() == 0 {
+    let Some(filled) = taken else {
         sqlx::query("UPDATE invitations SET status = 'missed', answered_at = ?2 WHERE id = ?1")
             .bind(invitation.id)
             .bind(now)
@@ -806,7 +914,7 @@ async fn claim_on(store: &SqliteStore, claim: &NewClaim) -> StoreResult<ClaimOut
             .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
         return Ok(ClaimOutcome::AllTaken);
-    }
+    };
 
     let inserted = sqlx::query(
         "INSERT INTO bookings (id, offer_id, registrant_id, code, status, created_at, \
@@ -846,8 +954,39 @@ async fn claim_on(store: &SqliteStore, claim: &NewClaim) -> StoreResult<ClaimOut
         .await
         .map_err(db_error)?;
     insert_outbox_on(&mut tx, std::slice::from_ref(&claim.confirmation)).await?;
+    if filled {
+        withdraw_open_invitations(&mut tx, invitation.offer_id).await?;
+    }
     tx.commit().await.map_err(db_error)?;
     Ok(ClaimOutcome::Booked)
+}
+
+/// Ends the open invitations of an offer that filled, closed or was cancelled: they become
+/// `withdrawn` and their people's throttle is lifted, so the next offer nearby may invite them
+/// at once. `last_invited_at` can simply be cleared: the withdrawn invitation was the person's
+/// newest (nobody holds two open ones), and the one before it lies beyond the throttle, or
+/// this one could not have been sent.
+pub(crate) async fn withdraw_open_invitations(
+    conn: &mut SqliteConnection,
+    offer_id: Uuid,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE registrants SET last_invited_at = NULL \
+         WHERE id IN (SELECT registrant_id FROM invitations \
+             WHERE offer_id = ?1 AND status = 'open')",
+    )
+    .bind(offer_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    sqlx::query(
+        "UPDATE invitations SET status = 'withdrawn' WHERE offer_id = ?1 AND status = 'open'",
+    )
+    .bind(offer_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 /// Open and not over at `now` (milliseconds).

@@ -803,13 +803,7 @@ impl PortalStore for SqliteStore {
         }
         // Open invitations of a finished offer cannot be claimed any more: end them now, so
         // their people can be invited elsewhere and the silence does not count against them.
-        sqlx::query(
-            "UPDATE invitations SET status = 'expired' WHERE offer_id = ?1 AND status = 'open'",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        crate::matcher::withdraw_open_invitations(&mut tx, id).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(true)
     }

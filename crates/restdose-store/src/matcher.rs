@@ -57,12 +57,17 @@ pub struct OfferProgress {
 /// Who may be invited to an offer. `postcodes` are those within the offer's radius, each with
 /// its distance; a person qualifies when their own radius reaches that distance, they are
 /// active, hold no open invitation and no live (booked or checked-in) booking, were not
-/// invited to this offer before, and were last invited at or before `invited_before` (or never).
+/// invited to this offer before, were last invited at or before `invited_before` (or never),
+/// and got fewer than `max_invitations_since` invitations created after `counted_since`.
 #[derive(Debug, Clone)]
 pub struct CandidateQuery {
     pub offer_id: Uuid,
     pub postcodes: Vec<(String, f32)>,
     pub invited_before: DateTime<Utc>,
+    /// The daily cap: invitations created after `counted_since` (withdrawn ones included: each
+    /// was a mail) must number fewer than `max_invitations_since`.
+    pub counted_since: DateTime<Utc>,
+    pub max_invitations_since: u32,
     pub limit: u32,
 }
 
@@ -106,12 +111,17 @@ pub struct NewWave {
     /// it names people (a racing wave invited them elsewhere, or they left), the offer is due
     /// again at `created_at` instead: the next pick finds other people or none.
     pub next_wave_at: DateTime<Utc>,
+    /// The offer's `claimed` the wave was sized for. If it is lower when the wave is recorded
+    /// (a booking was cancelled meanwhile), the offer is due again at `created_at`: the freed
+    /// dose must not wait for this wave's claim window.
+    pub claimed_seen: i32,
     pub invitations: Vec<(NewInvitation, OutboxRow)>,
 }
 
 impl NewWave {
     /// For the stores: the offer's next time after `inserted` of the wave's invitations went
-    /// in, when it differs from `next_wave_at` (see there).
+    /// in, when it differs from `next_wave_at` (see there; a freed dose is the stores' own
+    /// check against `claimed_seen`).
     pub fn due_again_if(&self, inserted: u32) -> Option<DateTime<Utc>> {
         (inserted == 0 && !self.invitations.is_empty()).then_some(self.created_at)
     }
@@ -125,6 +135,9 @@ pub enum InvitationStatus {
     Expired,
     /// Clicked "claim" after every dose was taken.
     Missed,
+    /// Ended by the offer before the person answered: every dose was taken, or the practice
+    /// closed or cancelled the offer. Neither a strike nor a refusal, and no throttle.
+    Withdrawn,
 }
 
 impl InvitationStatus {
@@ -135,6 +148,7 @@ impl InvitationStatus {
             InvitationStatus::Declined => "declined",
             InvitationStatus::Expired => "expired",
             InvitationStatus::Missed => "missed",
+            InvitationStatus::Withdrawn => "withdrawn",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
@@ -144,6 +158,7 @@ impl InvitationStatus {
             "declined" => Some(InvitationStatus::Declined),
             "expired" => Some(InvitationStatus::Expired),
             "missed" => Some(InvitationStatus::Missed),
+            "withdrawn" => Some(InvitationStatus::Withdrawn),
             _ => None,
         }
     }
@@ -196,6 +211,51 @@ pub enum ClaimOutcome {
     /// The person holds another live booking.
     AlreadyBooked,
     Unknown,
+}
+
+/// Answers to invitations, for the overbooking estimate: `answered` counts the invitations
+/// that got a real answer (claimed, clicked too late, declined, or ignored until expiry);
+/// `accepted` those of them where the person wanted the dose (claimed or clicked too late).
+/// Open and withdrawn invitations are in neither: their answer is unknown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AnswerCounts {
+    pub answered: u64,
+    pub accepted: u64,
+}
+
+/// The answers the overbooking estimate learns from: the area's recent ones (this offer's
+/// included) and this offer's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Acceptance {
+    pub area: AnswerCounts,
+    pub offer: AnswerCounts,
+}
+
+/// What a practice's cancellation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OfferCancellation {
+    /// Cancelled; these people held a booking, each now has their mail in the outbox.
+    Cancelled { told: Vec<Uuid> },
+    /// The offer was not open; nothing changed.
+    NotOpen,
+    /// Someone booked after the mails were prepared (they have none); nothing changed, prepare
+    /// again.
+    HoldersChanged,
+}
+
+/// For the stores' `cancel_offer`: each cancelled holder's mail (the row whose `registrant_id`
+/// is theirs), or None when a holder has none. Holders whose account is gone (None) need no mail.
+pub fn mails_for_holders(holders: &[Option<Uuid>], mails: &[OutboxRow]) -> Option<Vec<OutboxRow>> {
+    holders
+        .iter()
+        .flatten()
+        .map(|holder| {
+            mails
+                .iter()
+                .find(|m| m.registrant_id == Some(*holder))
+                .cloned()
+        })
+        .collect()
 }
 
 /// An invitation that ran out, with the person's count of unanswered ones in a row after it.
@@ -252,9 +312,19 @@ pub trait MatcherStore: Send + Sync {
         next_wave_at: Option<DateTime<Utc>>,
     ) -> StoreResult<()>;
 
-    /// Invitations and claims in offers at postcodes starting with `area` created since
-    /// `since`: (invited, claimed). The area's recent history for overbooking.
-    async fn area_acceptance(&self, area: &str, since: DateTime<Utc>) -> StoreResult<(u64, u64)>;
+    /// Parks a full offer (no next wave) only if it is still full: true when parked. False when
+    /// a dose came back since the caller looked (a cancellation), so it is not lost; the offer
+    /// then keeps the time the cancellation gave it.
+    async fn park_full_offer(&self, offer_id: Uuid) -> StoreResult<bool>;
+
+    /// Answers to invitations created since `since` in offers at postcodes starting with `area`,
+    /// and to all invitations of `offer_id` (see `AnswerCounts`).
+    async fn acceptance(
+        &self,
+        area: &str,
+        since: DateTime<Utc>,
+        offer_id: Uuid,
+    ) -> StoreResult<Acceptance>;
 
     // --- answers -----------------------------------------------------------------------------
 
@@ -262,11 +332,15 @@ pub trait MatcherStore: Send + Sync {
 
     /// Claims a dose, atomically (see the module contract). On `Booked` also: the invitation
     /// becomes `Claimed` (answered_at = now), the person's `unanswered_in_a_row` resets to 0,
-    /// and the confirmation mail is in the outbox.
+    /// and the confirmation mail is in the outbox; when that was the last dose, the offer's
+    /// other open invitations become `Withdrawn` and their people's throttle is lifted
+    /// (`last_invited_at` cleared), in the same transaction. A withdrawn invitation answers
+    /// `AllTaken` while its offer runs (and becomes `Missed`: the person wanted the dose),
+    /// `Expired` after.
     async fn claim(&self, claim: &NewClaim) -> StoreResult<ClaimOutcome>;
 
     /// The cheap answer to a claim on a full offer, one conditional statement: when the
-    /// invitation is open and unexpired, its offer running with every dose claimed and the
+    /// invitation is open or withdrawn and unexpired, its offer running with every dose claimed and the
     /// person holds no live booking, the invitation becomes `Missed` (answered_at = now) and
     /// the result is true — what `claim` would have answered `AllTaken`. Otherwise nothing
     /// changes and the result is false (the caller then runs the full `claim`).
@@ -292,6 +366,18 @@ pub trait MatcherStore: Send + Sync {
         now: DateTime<Utc>,
         mail: &OutboxRow,
     ) -> StoreResult<bool>;
+
+    /// The practice calls the offer off, atomically: the offer becomes `Cancelled`, every
+    /// `Booked` booking `Cancelled`, open invitations `Withdrawn` (throttle lifted), and each
+    /// cancelled holder's mail — the row in `holder_mails` whose `registrant_id` is theirs —
+    /// goes into the outbox. Rows for people who hold no booking any more are dropped; a
+    /// holder without a row means nothing is written (`HoldersChanged`).
+    async fn cancel_offer(
+        &self,
+        offer_id: Uuid,
+        now: DateTime<Utc>,
+        holder_mails: &[OutboxRow],
+    ) -> StoreResult<OfferCancellation>;
 
     // --- bookings through their link ---------------------------------------------------------
 

@@ -50,6 +50,11 @@ pub static MESSAGES: &[(&str, &str, &str)] = &[
         "All doses are taken – you keep your place in line.",
     ),
     (
+        "invite.state.ended",
+        "Die Praxis hat dieses Angebot beendet. Sie behalten Ihren Platz auf der Warteliste.",
+        "The practice has ended this offer. You keep your place on the list.",
+    ),
+    (
         "invite.state.booked_elsewhere",
         "Sie haben bereits einen Termin. Sagen Sie ihn ab, wenn Sie lieber diesen möchten.",
         "You already hold an appointment. Cancel it if you would rather take this one.",

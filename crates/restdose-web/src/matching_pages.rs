@@ -4,7 +4,7 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use restdose_store::{BookingStatus, ClaimOutcome, InvitationStatus};
+use restdose_store::{BookingStatus, ClaimOutcome, InvitationStatus, OfferStatus};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -82,6 +82,12 @@ async fn render_invitation(
         InvitationStatus::Claimed => ("claimed", "invite.state.claimed"),
         InvitationStatus::Declined => ("declined", "invite.state.declined"),
         InvitationStatus::Missed => ("missed", "invite.state.missed"),
+        // Ended by the offer before the person answered: filled while it still runs, or
+        // closed or cancelled by the practice.
+        InvitationStatus::Withdrawn if view.offer.status == OfferStatus::Open => {
+            ("missed", "invite.state.missed")
+        }
+        InvitationStatus::Withdrawn => ("ended", "invite.state.ended"),
     });
     let body = InvitationPage {
         t: T::new(lang.lang),

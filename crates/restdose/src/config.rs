@@ -64,6 +64,9 @@ pub struct Config {
     pub matcher_initial_overbooking: f64,
     /// Nobody is invited again sooner than this after their last invitation.
     pub matcher_throttle_minutes: i64,
+    /// Nobody gets more invitations than this in 24 hours (invitations withdrawn because their
+    /// offer filled lift the throttle, so this is what keeps a busy area from flooding anyone).
+    pub matcher_max_invitations_per_day: u32,
     /// Mails sent at the same time by the delivery worker.
     pub mail_parallel: usize,
     /// A delivery worker holds the mails it took this long; after a crash another worker
@@ -141,6 +144,7 @@ impl Default for Config {
             login_max_failures: 5,
             matcher_initial_overbooking: 2.0,
             matcher_throttle_minutes: 30,
+            matcher_max_invitations_per_day: 10,
             mail_parallel: 4,
             mail_lease_seconds: 120,
             worker_poll_ms: 1000,
@@ -264,6 +268,12 @@ impl Config {
         }
         if self.matcher_throttle_minutes < 0 {
             return Err(invalid("matcher_throttle_minutes", "must not be negative"));
+        }
+        if self.matcher_max_invitations_per_day < 1 {
+            return Err(invalid(
+                "matcher_max_invitations_per_day",
+                "must be at least 1",
+            ));
         }
         if self.mail_lease_seconds < 1 {
             return Err(invalid("mail_lease_seconds", "must be at least 1"));
@@ -389,6 +399,7 @@ impl Config {
                 ..defaults.wave
             },
             throttle: chrono::Duration::minutes(self.matcher_throttle_minutes),
+            max_invitations_per_day: self.matcher_max_invitations_per_day,
             ..defaults
         }
     }
@@ -537,6 +548,8 @@ login_max_failures = 5
 matcher_initial_overbooking = 2.0
 # Nobody is invited again sooner than this many minutes after their last invitation.
 matcher_throttle_minutes = 30
+# Nobody gets more invitations than this in 24 hours.
+matcher_max_invitations_per_day = 10
 # Mails sent at the same time by the delivery worker (keep <= smtp_max_connections).
 mail_parallel = 4
 # A delivery worker holds the mails it took this long; after a crash another worker sends them

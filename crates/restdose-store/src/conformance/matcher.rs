@@ -19,10 +19,10 @@ use super::{
     random_bytes, t0, token, warm_up,
 };
 use crate::{
-    BookingRecord, BookingStatus, Candidate, CandidateQuery, CheckInOutcome, ClaimOutcome,
-    ExpiredInvitation, Invitation, InvitationStatus, MatcherStore, NewClaim, NewInvitation,
-    NewOffer, NewWave, OfferProgress, OfferStatus, OutboxRow, RegistrantStatus, Store,
-    TokenPurpose,
+    Acceptance, AnswerCounts, BookingRecord, BookingStatus, Candidate, CandidateQuery,
+    CheckInOutcome, ClaimOutcome, ExpiredInvitation, Invitation, InvitationStatus, MatcherStore,
+    NewClaim, NewInvitation, NewOffer, NewWave, OfferCancellation, OfferProgress, OfferStatus,
+    OutboxRow, RegistrantStatus, Store, TokenPurpose,
 };
 
 /// What the matcher cases need: the whole store. (Until `MatcherStore` is a supertrait of
@@ -91,6 +91,7 @@ pub(super) fn wave(
         last_call: false,
         created_at: at,
         next_wave_at: at + minutes(30),
+        claimed_seen: 0,
         invitations: invitations
             .iter()
             .map(|i| {
@@ -263,6 +264,8 @@ fn query(
             .map(|(p, d)| ((*p).to_owned(), *d))
             .collect(),
         invited_before,
+        counted_since: invited_before,
+        max_invitations_since: 1000,
         limit: 100,
     }
 }
@@ -1295,36 +1298,64 @@ pub async fn racing_cancellations_free_the_dose_once(store: &dyn MatcherCaseStor
     assert_eq!(progress(store, offer.id).await.claimed, 1);
 }
 
-pub async fn area_acceptance_counts_recent_invitations_and_claims(store: &dyn MatcherCaseStore) {
+/// `acceptance` learns from real answers only: claims, late clicks and declines count, open
+/// invitations and those withdrawn because the offer filled count as neither (else the factor
+/// could only rise).
+pub async fn acceptance_counts_real_answers_only(store: &dyn MatcherCaseStore) {
     let area = unique_postcode();
     let rows = practice(store).await;
     let mut in_area = new_offer(rows.account.id, t0());
     in_area.postcode = format!("{area}01");
+    in_area.doses = 5;
     store.insert_offer(&in_area).await.unwrap();
-    let mut in_area_too = new_offer(rows.account.id, t0());
-    in_area_too.postcode = format!("{area}99");
-    store.insert_offer(&in_area_too).await.unwrap();
+    let mut fills = new_offer(rows.account.id, t0());
+    fills.postcode = format!("{area}99");
+    fills.doses = 1;
+    store.insert_offer(&fills).await.unwrap();
     let mut outside = new_offer(rows.account.id, t0());
     outside.postcode = unique_postcode();
     store.insert_offer(&outside).await.unwrap();
 
     let mut people = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..9 {
         people.push(waiting(store).await);
     }
     let since = t0() + minutes(10);
+    // In the area: one unanswered before `since`, one claimed and one unanswered at it.
     invite(store, in_area.id, &[people[0]], since - ms(1)).await;
     let recent = invite(store, in_area.id, &[people[1], people[2]], since).await;
     assert_eq!(
         claim(store, &new_claim(&recent[0], since + minutes(1))).await,
         ClaimOutcome::Booked
     );
-    let other = invite(store, in_area_too.id, &[people[3]], since + ms(1)).await;
+    // The one-dose offer: a decline, a claim that fills it, and two invitations the fill ends.
+    let other = invite(
+        store,
+        fills.id,
+        &[people[3], people[5], people[6], people[7]],
+        since + ms(1),
+    )
+    .await;
     assert!(
         store
             .decline(&other[0].token_hash, since + minutes(1))
             .await
             .unwrap()
+    );
+    assert_eq!(
+        claim(store, &new_claim(&other[1], since + minutes(1))).await,
+        ClaimOutcome::Booked
+    );
+    for ended in &other[2..] {
+        assert_eq!(
+            invitation_of(store, ended).await.status,
+            InvitationStatus::Withdrawn
+        );
+    }
+    assert_eq!(
+        claim(store, &new_claim(&other[3], since + minutes(2))).await,
+        ClaimOutcome::AllTaken,
+        "a click on a withdrawn invitation while the offer runs"
     );
     let far = invite(store, outside.id, &[people[4]], since).await;
     assert_eq!(
@@ -1332,30 +1363,303 @@ pub async fn area_acceptance_counts_recent_invitations_and_claims(store: &dyn Ma
         ClaimOutcome::Booked
     );
 
-    assert_eq!(store.area_acceptance(&area, since).await.unwrap(), (3, 1));
+    let counts = |answered, accepted| AnswerCounts { answered, accepted };
+    let of = |area: String, since, offer| async move {
+        store.acceptance(&area, since, offer).await.unwrap()
+    };
     assert_eq!(
-        store.area_acceptance(&area, since - ms(1)).await.unwrap(),
-        (4, 1)
+        of(area.clone(), since, in_area.id).await,
+        Acceptance {
+            area: counts(4, 3),
+            offer: counts(1, 1)
+        }
     );
     assert_eq!(
-        store.area_acceptance(&area, since + ms(2)).await.unwrap(),
-        (0, 0)
+        of(area.clone(), since - ms(1), fills.id).await.area,
+        counts(4, 3)
+    );
+    assert_eq!(of(area.clone(), since, fills.id).await.offer, counts(3, 2));
+    assert_eq!(
+        of(area.clone(), since + ms(2), outside.id).await,
+        Acceptance {
+            area: counts(0, 0),
+            offer: counts(1, 1)
+        }
     );
     assert_eq!(
-        store
-            .area_acceptance(&format!("{area}9"), since)
-            .await
-            .unwrap(),
-        (1, 0)
+        of(format!("{area}9"), since, Uuid::new_v4()).await,
+        Acceptance {
+            area: counts(3, 2),
+            offer: counts(0, 0)
+        }
     );
     // An area is a plain prefix, not a pattern.
-    assert_eq!(store.area_acceptance("%", t0()).await.unwrap(), (0, 0));
+    assert_eq!(
+        of("%".to_owned(), t0(), Uuid::new_v4()).await,
+        Acceptance::default()
+    );
+    assert_eq!(
+        of(
+            format!("{}_", &area[..area.len() - 1]),
+            t0(),
+            Uuid::new_v4()
+        )
+        .await,
+        Acceptance::default()
+    );
+}
+
+/// The reproduction of issue 13: an offer of 3 doses invites 6; when the third dose is claimed
+/// the other open invitations end in the same transaction (withdrawn, no strike), their people
+/// are candidates for the next offer at once — throttle lifted — and a late click on one finds
+/// the doses gone. Runs in 2048 (it expires invitations).
+pub async fn a_filled_offer_withdraws_its_open_invitations(store: &dyn MatcherCaseStore) {
+    let era = Utc.with_ymd_and_hms(2048, 2, 1, 9, 0, 0).unwrap() + ms(21);
+    let first = offer_at(store, 3, era).await;
+    let next = offer_at(store, 3, era).await;
+    let mut people = Vec::new();
+    for _ in 0..6 {
+        people.push(waiting(store).await);
+    }
+    let t1 = era + minutes(1);
+    let invs = invite(store, first.id, &people, t1).await;
+    for inv in &invs[..2] {
+        assert_eq!(
+            claim(store, &new_claim(inv, t1 + minutes(1))).await,
+            ClaimOutcome::Booked
+        );
+    }
+    // Not full yet: the others are still open.
+    assert_eq!(
+        invitation_of(store, &invs[2]).await.status,
+        InvitationStatus::Open
+    );
+    let t2 = t1 + minutes(2);
+    assert_eq!(
+        claim(store, &new_claim(&invs[2], t2)).await,
+        ClaimOutcome::Booked
+    );
+    for inv in &invs[3..] {
+        assert_eq!(
+            invitation_of(store, inv).await.status,
+            InvitationStatus::Withdrawn
+        );
+    }
+    // Within the throttle (30 min after t1), the freed people are candidates, first in line.
+    let throttled_until = t1 + minutes(30);
+    let q = query(
+        next.id,
+        &[("10115", 1.0)],
+        throttled_until - minutes(30) - ms(1),
+    );
+    let found = candidate_ids(store, &q).await;
+    for p in &people[3..] {
+        assert!(found.contains(p), "a freed person is no candidate");
+    }
+    for p in &people[..3] {
+        assert!(!found.contains(p), "a person who booked is a candidate");
+    }
+    // A late click finds every dose taken and is recorded as one (no strike either).
+    assert_eq!(
+        claim(store, &new_claim(&invs[3], t2 + ms(1))).await,
+        ClaimOutcome::AllTaken
+    );
+    let late = invitation_of(store, &invs[3]).await;
+    assert_eq!(late.status, InvitationStatus::Missed);
+    assert_eq!(late.answered_at, Some(t2 + ms(1)));
+    // The cheap path does the same for a withdrawn invitation.
+    assert!(
+        store
+            .claim_all_taken(&invs[4].token_hash, t2 + ms(2))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        invitation_of(store, &invs[4]).await.status,
+        InvitationStatus::Missed
+    );
+    // Nothing is left for the expiry: no strike for anyone.
     assert_eq!(
         store
-            .area_acceptance(&format!("{}_", &area[..area.len() - 1]), t0())
+            .expire_invitations(invs[5].expires_at + minutes(1), 100)
             .await
             .unwrap(),
-        (0, 0)
+        vec![]
+    );
+    for p in &people[3..] {
+        assert_eq!(super::get(store, *p).await.status, RegistrantStatus::Active);
+    }
+    // The person who declined before the fill keeps their answer (and their throttle).
+    assert_eq!(progress(store, first.id).await.claimed, 3);
+}
+
+/// The daily cap: a person with `max_invitations_since` invitations after `counted_since` is no
+/// candidate; withdrawn invitations count too (each was a mail).
+pub async fn candidates_skip_people_at_the_daily_invitation_cap(store: &dyn MatcherCaseStore) {
+    let postcode = unique_postcode();
+    let busy = waiting_at(store, &postcode, 10, t0()).await;
+    let calm = waiting_at(store, &postcode, 10, t0() + ms(1)).await;
+    let t1 = t0() + minutes(1);
+    // Two one-dose offers filled by someone else withdraw `busy`'s invitations.
+    for round in 0..2 {
+        let at = t1 + minutes(round);
+        let full = offer_at(store, 1, t0()).await;
+        let other = waiting_at(store, &unique_postcode(), 10, t0()).await;
+        let invs = invite(store, full.id, &[busy, other], at).await;
+        assert_eq!(
+            claim(store, &new_claim(&invs[1], at + ms(10))).await,
+            ClaimOutcome::Booked
+        );
+        assert_eq!(
+            invitation_of(store, &invs[0]).await.status,
+            InvitationStatus::Withdrawn
+        );
+    }
+    let next = offer(store, 3).await;
+    let mut q = query(next.id, &[(postcode.as_str(), 1.0)], t1 + minutes(5));
+    q.counted_since = t1 - ms(1);
+    q.max_invitations_since = 2;
+    assert_eq!(candidate_ids(store, &q).await, vec![calm], "at the cap");
+    q.max_invitations_since = 3;
+    assert_eq!(
+        candidate_ids(store, &q).await,
+        vec![busy, calm],
+        "under the cap"
+    );
+    // Only invitations after `counted_since` count.
+    q.max_invitations_since = 2;
+    q.counted_since = t1;
+    assert_eq!(
+        candidate_ids(store, &q).await,
+        vec![busy, calm],
+        "one is older"
+    );
+}
+
+/// A dose freed while the matcher works on a full offer is never lost: parking fails once a
+/// booking was cancelled, and a wave sized before a cancellation leaves the offer due.
+pub async fn a_dose_freed_while_the_matcher_works_is_offered_again(store: &dyn MatcherCaseStore) {
+    let offer = offer(store, 1).await;
+    let (p, q) = (waiting(store).await, waiting(store).await);
+    let t1 = t0() + minutes(1);
+    let invs = invite(store, offer.id, &[p], t1).await;
+    let booked = new_claim(&invs[0], t1 + minutes(1));
+    assert_eq!(claim(store, &booked).await, ClaimOutcome::Booked);
+    // Full: parking works, and the offer is never due.
+    assert!(store.park_full_offer(offer.id).await.unwrap());
+    assert_eq!(progress(store, offer.id).await.next_wave_at, None);
+    // The person cancels (the matcher read "full" just before): parking must now fail and the
+    // offer stays due at the cancellation's time.
+    let t2 = t1 + minutes(2);
+    assert_eq!(
+        store
+            .cancel_booking(&booked.booking_token_hash, t2)
+            .await
+            .unwrap(),
+        Some(offer.id)
+    );
+    assert!(!store.park_full_offer(offer.id).await.unwrap());
+    assert_eq!(progress(store, offer.id).await.next_wave_at, Some(t2));
+
+    // A wave sized when 1 dose was claimed, recorded after that dose came back: due at once.
+    let stale = offer_at(store, 2, t0()).await;
+    let (a, b) = (waiting(store).await, waiting(store).await);
+    let first = invite(store, stale.id, &[a], t1).await;
+    let held = new_claim(&first[0], t1 + minutes(1));
+    assert_eq!(claim(store, &held).await, ClaimOutcome::Booked);
+    let seen = progress(store, stale.id).await.claimed;
+    assert_eq!(seen, 1);
+    store
+        .cancel_booking(&held.booking_token_hash, t2)
+        .await
+        .unwrap();
+    let t3 = t2 + minutes(1);
+    let mut late = wave(stale.id, 2, t3, &[invitation(b, 1.0, t3 + minutes(30))]);
+    late.claimed_seen = seen;
+    assert_eq!(store.record_wave(&late).await.unwrap(), 1);
+    assert_eq!(progress(store, stale.id).await.next_wave_at, Some(t3));
+    // Without a cancellation in between, the wave's own time holds.
+    let steady = offer_at(store, 2, t0()).await;
+    let mut normal = wave(steady.id, 1, t3, &[invitation(q, 1.0, t3 + minutes(30))]);
+    normal.claimed_seen = 0;
+    assert_eq!(store.record_wave(&normal).await.unwrap(), 1);
+    assert_eq!(
+        progress(store, steady.id).await.next_wave_at,
+        Some(t3 + minutes(30))
+    );
+}
+
+/// A practice's cancellation writes each holder's mail in its own transaction; a holder without
+/// a prepared mail (booked meanwhile) makes it write nothing. Runs in 2049 (it expires nothing,
+/// but its withdrawn invitations must stay out of other cases' way).
+pub async fn cancelling_an_offer_writes_each_holders_mail_with_it(store: &dyn MatcherCaseStore) {
+    let era = Utc.with_ymd_and_hms(2049, 2, 1, 9, 0, 0).unwrap() + ms(7);
+    let offer = offer_at(store, 3, era).await;
+    let (a, b, c) = (
+        waiting(store).await,
+        waiting(store).await,
+        waiting(store).await,
+    );
+    let t1 = era + minutes(1);
+    let invs = invite(store, offer.id, &[a, b, c], t1).await;
+    for inv in &invs[..2] {
+        assert_eq!(
+            claim(store, &new_claim(inv, t1 + minutes(1))).await,
+            ClaimOutcome::Booked
+        );
+    }
+    let t2 = t1 + minutes(2);
+    let mail_a = mail_about(t2, Some(a), None);
+    let mail_b = mail_about(t2, Some(b), None);
+    let stranger = mail_about(t2, Some(c), None);
+    // Only a's mail prepared: b holds a booking without one, so nothing is written.
+    assert_eq!(
+        store
+            .cancel_offer(offer.id, t2, std::slice::from_ref(&mail_a))
+            .await
+            .unwrap(),
+        OfferCancellation::HoldersChanged
+    );
+    assert_eq!(get_offer(store, offer.id).await.status, OfferStatus::Open);
+    assert!(!is_stored(store, &mail_a).await);
+    assert_eq!(
+        invitation_of(store, &invs[2]).await.status,
+        InvitationStatus::Open
+    );
+    // Both prepared (and one for c, who holds no booking: dropped).
+    let mut told = vec![a, b];
+    told.sort();
+    assert_eq!(
+        store
+            .cancel_offer(
+                offer.id,
+                t2,
+                &[mail_a.clone(), mail_b.clone(), stranger.clone()]
+            )
+            .await
+            .unwrap(),
+        OfferCancellation::Cancelled { told }
+    );
+    assert_eq!(
+        get_offer(store, offer.id).await.status,
+        OfferStatus::Cancelled
+    );
+    assert!(is_stored(store, &mail_a).await);
+    assert!(is_stored(store, &mail_b).await);
+    assert!(!is_stored(store, &stranger).await);
+    assert_eq!(
+        invitation_of(store, &invs[2]).await.status,
+        InvitationStatus::Withdrawn
+    );
+    for inv in &invs[..2] {
+        assert_eq!(
+            claim(store, &new_claim(inv, t2 + ms(1))).await,
+            ClaimOutcome::AlreadyAnswered(InvitationStatus::Claimed)
+        );
+    }
+    assert_eq!(
+        store.cancel_offer(offer.id, t2, &[]).await.unwrap(),
+        OfferCancellation::NotOpen
     );
 }
 
@@ -1672,9 +1976,9 @@ pub async fn finishing_an_offer_ends_its_open_invitations_without_counting_them(
         let t3 = t2 + minutes(1) + ms(5);
         assert!(store.finish_offer(finished.id, status, t3).await.unwrap());
 
-        // The open invitation is over; the answered one keeps its answer.
+        // The open invitation is withdrawn; the answered one keeps its answer.
         let ended = invitation_of(store, &invs[0]).await;
-        assert_eq!(ended.status, InvitationStatus::Expired, "{status:?}");
+        assert_eq!(ended.status, InvitationStatus::Withdrawn, "{status:?}");
         assert_eq!(
             claim(store, &new_claim(&invs[0], t3 + ms(1))).await,
             ClaimOutcome::Expired,
