@@ -38,6 +38,8 @@ on_both_backends!(
     an_offer_whose_window_ended_sends_no_more_waves,
     a_closed_offer_sends_no_more_waves,
     a_person_with_a_booking_is_not_invited_and_cannot_claim_a_second_dose,
+    a_filled_offer_frees_the_people_it_invited_for_the_next_offer_at_once,
+    late_clicks_on_one_dose_offers_teach_the_matcher_to_overbook_less,
 );
 
 // --- arrangement helpers ---------------------------------------------------------------------
@@ -892,7 +894,7 @@ async fn waves_everyone_claimed_make_later_offers_of_the_area_overbook_less_down
     let hamburgers = people(&app, "h", 3, "20095").await;
 
     // Act: three Berlin offers of one dose in turn; everyone invited claims (the practice adds
-    // a dose for the second claimer).
+    // a dose for each invited person beyond the first before anyone answers).
     let mut factors = Vec::new();
     let mut next = berliners.iter();
     for _ in 0..3 {
@@ -900,14 +902,18 @@ async fn waves_everyone_claimed_make_later_offers_of_the_area_overbook_less_down
         let (_, invited, _, overbooking) = invited_wave(&app, offer.id).await;
         factors.push(overbooking);
         assert_eq!(invited, overbooking.ceil() as u32);
-        for i in 0..invited {
+        if invited > 1 {
+            app.services
+                .add_doses(
+                    &principal(&berlin),
+                    offer.id,
+                    NumberInput::Number(i64::from(invited) - 1),
+                )
+                .await
+                .unwrap();
+        }
+        for _ in 0..invited {
             let p = next.next().expect("enough people");
-            if i > 0 {
-                app.services
-                    .add_doses(&principal(&berlin), offer.id, NumberInput::Number(1))
-                    .await
-                    .unwrap();
-            }
             claim_booked(&app, &invitation_link(&app, p, 1).await).await;
         }
     }
@@ -1140,8 +1146,9 @@ async fn a_practice_cancelling_the_offer_tells_everyone_who_booked_and_keeps_the
         assert!(!html.contains("id=\"booking-code\""));
         assert_eq!(manage_status(&app, p).await, "active");
     }
+    // The open invitation says the practice ended the offer.
     let (_, html) = page(&app, &open).await;
-    assert_eq!(attribute(&html, "data-state").as_deref(), Some("expired"));
+    assert_eq!(attribute(&html, "data-state").as_deref(), Some("ended"));
     assert!(
         !html.contains("/claim\""),
         "no claim button for a cancelled offer"
@@ -1150,7 +1157,7 @@ async fn a_practice_cancelling_the_offer_tells_everyone_who_booked_and_keeps_the
     assert_eq!(late.status(), 200);
     assert_eq!(
         attribute(&late.text().await.unwrap(), "data-state").as_deref(),
-        Some("expired")
+        Some("ended")
     );
     settle(&app).await;
     assert!(
@@ -1374,5 +1381,134 @@ async fn a_person_with_a_booking_is_not_invited_and_cannot_claim_a_second_dose(b
     );
     assert!(html.contains("Sie haben bereits einen Termin"), "{html}");
     assert_eq!(remaining(&app, &practice, next.id).await, 1);
+    app.stop().await;
+}
+
+/// Issue 13, reproduction 1: 24 people near one practice, an offer of 3 doses invites 6 and the
+/// first 3 book. The other 3 invitations end at once: their pages say the doses are gone, the
+/// next offer posted right after invites them first (not people 7–12), and their silence on the
+/// first offer never counts towards a pause.
+async fn a_filled_offer_frees_the_people_it_invited_for_the_next_offer_at_once(backend: Backend) {
+    // Arrange: 24 in line; an offer of 3 doses, 6 invited; the first 3 book.
+    let app = TestApp::spawn(backend).await;
+    let practice = approved_practice(&app, "fill").await;
+    let line = people(&app, "p", 24, "10115").await;
+    let first = post_offer(
+        &app,
+        &practice,
+        Spec {
+            doses: 3,
+            ..Spec::default()
+        },
+    )
+    .await;
+    let (_, invited, _, _) = invited_wave(&app, first.id).await;
+    assert_eq!(invited, 6);
+    let mut links = Vec::new();
+    for p in &line[..6] {
+        links.push(invitation_link(&app, p, 1).await);
+    }
+    for link in &links[..3] {
+        claim_booked(&app, link).await;
+    }
+
+    // Assert: the other three invitations say the doses are gone, without an answer button.
+    for link in &links[3..] {
+        let (status, html) = page(&app, link).await;
+        assert_eq!(status, 200);
+        assert_eq!(attribute(&html, "data-state").as_deref(), Some("missed"));
+        assert!(!html.contains("/claim\""), "no claim button any more");
+    }
+
+    // Act: a second offer of 3 doses, posted a minute later (well within the throttle).
+    app.clock.advance(Duration::minutes(1));
+    let second = post_offer(
+        &app,
+        &practice,
+        Spec {
+            doses: 3,
+            ..Spec::default()
+        },
+    )
+    .await;
+    let (_, invited, _, _) = invited_wave(&app, second.id).await;
+    settle(&app).await;
+
+    // Assert: people 4–6 are invited first, then the next in line; nobody further down.
+    let counts = invitation_counts(&app, &line.iter().collect::<Vec<_>>());
+    let expected: Vec<usize> = (0..24)
+        .map(|i| match i {
+            0..3 => 1,
+            3..6 => 2,
+            i if i < 6 + invited as usize - 3 => 1,
+            _ => 0,
+        })
+        .collect();
+    assert_eq!(counts, expected, "{invited} invited by the second offer");
+
+    // Act: the second offer's claim window passes unanswered, and a third and fourth offer
+    // pass the same way after the throttle.
+    for _ in 0..2 {
+        app.clock.advance(Duration::minutes(31));
+        app.services.expire_invitations_once().await.unwrap();
+        let next = post_offer(&app, &practice, Spec::default()).await;
+        invited_wave(&app, next.id).await;
+    }
+    app.clock.advance(Duration::minutes(31));
+    app.services.expire_invitations_once().await.unwrap();
+
+    // Assert: person 4 ignored every later offer it got, but the withdrawn first invitation is
+    // no strike: whoever was paused had three real silences.
+    settle(&app).await;
+    for p in &line[3..6] {
+        let silences = invitations(&app, p).len() - 1;
+        let status = manage_status(&app, p).await;
+        assert_eq!(
+            status == "paused",
+            silences >= 3,
+            "{silences} unanswered after the withdrawn one, status {status}"
+        );
+    }
+    app.stop().await;
+}
+
+/// Issue 13, reproduction 2: overbooking learns both ways. Three one-dose offers in turn, each
+/// inviting two people who both click: one books, the other comes too late. Both wanted the
+/// dose, so each later offer overbooks less (before, the late click counted as a refusal and
+/// the factor could never fall below 2).
+async fn late_clicks_on_one_dose_offers_teach_the_matcher_to_overbook_less(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let practice = approved_practice(&app, "learn").await;
+    let line = people(&app, "l", 12, "10115").await;
+    let mut seen = vec![0; line.len()];
+    let mut factors = Vec::new();
+    for _ in 0..3 {
+        let offer = post_offer(&app, &practice, Spec::default()).await;
+        let (_, invited, _, overbooking) = invited_wave(&app, offer.id).await;
+        factors.push(overbooking);
+        settle(&app).await;
+        // Those who got a new invitation, in line order (who came too late before is first).
+        let mut links = Vec::new();
+        for (p, seen) in line.iter().zip(seen.iter_mut()) {
+            let now = invitations(&app, p).len();
+            if now > *seen {
+                *seen = now;
+                links.push(invitation_link(&app, p, now).await);
+            }
+        }
+        assert_eq!(links.len(), invited as usize);
+        claim_booked(&app, &links[0]).await;
+        for late in &links[1..] {
+            let response = claim(&app, late).await;
+            let html = response.text().await.unwrap();
+            assert_eq!(attribute(&html, "data-state").as_deref(), Some("missed"));
+        }
+        app.clock.advance(Duration::minutes(1));
+    }
+    assert_eq!(factors[0], 2.0);
+    assert!(
+        factors[0] > factors[1] && factors[1] > factors[2] && factors[2] >= 1.0,
+        "{factors:?}"
+    );
     app.stop().await;
 }

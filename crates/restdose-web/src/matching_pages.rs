@@ -157,7 +157,8 @@ async fn claim(
                 ClaimOutcome::AlreadyAnswered(InvitationStatus::Missed) => {
                     ("missed", "invite.state.missed")
                 }
-                _ => ("expired", "invite.state.expired"),
+                // Expired or ended by the practice: the stored state tells which.
+                _ => return render_invitation(&state, &req, &token, None, None).await,
             };
             render_invitation(&state, &req, &token, None, Some(forced)).await
         }
