@@ -826,6 +826,93 @@ mod tests {
         store.pool().close().await;
     }
 
+    /// Migration 0008 rebuilds `invitations` (SQLite cannot alter a CHECK): a database with
+    /// data from before keeps every invitation and every booking's link to its invitation, and
+    /// foreign keys are back on afterwards.
+    #[tokio::test]
+    async fn rebuilding_invitations_keeps_rows_and_booking_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("old.db").display());
+        let store = SqliteStore::connect(&url, 1).await.unwrap();
+        MIGRATOR.run_to(7, store.pool()).await.unwrap();
+        let (invitation, booking) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let mut conn = store.pool().acquire().await.unwrap();
+        // Rows of an offer and a person that need not exist for this check.
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO invitations (id, offer_id, registrant_id, token_hash, wave, last_call, \
+                 distance_km, status, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, x'01', 1, 0, 1.5, 'claimed', 10, 20)",
+        )
+        .bind(invitation)
+        .bind(uuid::Uuid::new_v4())
+        .bind(uuid::Uuid::new_v4())
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO bookings (id, offer_id, code, status, created_at, updated_at, \
+                 invitation_id) VALUES (?1, ?2, 'C', 'booked', 10, 10, ?3)",
+        )
+        .bind(booking)
+        .bind(uuid::Uuid::new_v4())
+        .bind(invitation)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        drop(conn);
+
+        store.migrate().await.unwrap();
+
+        let linked: Option<uuid::Uuid> =
+            sqlx::query_scalar("SELECT invitation_id FROM bookings WHERE id = ?1")
+                .bind(booking)
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(linked, Some(invitation));
+        let status: String = sqlx::query_scalar("SELECT status FROM invitations WHERE id = ?1")
+            .bind(invitation)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(status, "claimed");
+        sqlx::query("UPDATE invitations SET status = 'withdrawn' WHERE id = ?1")
+            .bind(invitation)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'invitations' \
+             AND name NOT LIKE 'sqlite_autoindex%' ORDER BY name",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            indexes,
+            [
+                "invitations_by_registrant_and_time",
+                "invitations_once_per_offer",
+                "invitations_one_open_per_person",
+                "invitations_open_by_expiry",
+            ]
+        );
+        let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(fk, 1);
+        store.pool().close().await;
+    }
+
     trait SourceText {
         fn source_text(&self) -> String;
     }
