@@ -17,8 +17,14 @@ pub enum MailError {
     Config(String),
     #[error("mail could not be built: {0}")]
     Build(String),
-    #[error("mail could not be delivered: {0}")]
-    Delivery(String),
+    /// Worth another try later: a 4xx reply, no connection, a timeout, TLS, a file that could
+    /// not be written.
+    #[error("mail could not be delivered (temporary): {0}")]
+    Temporary(String),
+    /// Refused for good: the SMTP server answered 5xx (e.g. `550 5.1.1` unknown recipient).
+    /// Sending the same mail again cannot succeed.
+    #[error("mail was refused (permanent): {0}")]
+    Permanent(String),
 }
 
 /// One mail to one person. `message_id` is stable per mail so that a retried delivery can be
@@ -112,11 +118,14 @@ impl Mailer for SmtpMailer {
     #[tracing::instrument(skip_all, fields(message_id = %mail.message_id))]
     async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
         let message = build_message(&self.from, mail)?;
-        self.transport
-            .send(message)
-            .await
-            .map(|_| ())
-            .map_err(|e| MailError::Delivery(describe_smtp_error(&e)))
+        self.transport.send(message).await.map(|_| ()).map_err(|e| {
+            let description = describe_smtp_error(&e);
+            if e.is_permanent() {
+                MailError::Permanent(description)
+            } else {
+                MailError::Temporary(description)
+            }
+        })
     }
 }
 
@@ -176,7 +185,7 @@ impl Mailer for FileMailer {
             .send(message)
             .await
             .map(|_| ())
-            .map_err(|e| MailError::Delivery(format!("cannot write the mail file: {e}")))
+            .map_err(|e| MailError::Temporary(format!("cannot write the mail file: {e}")))
     }
 }
 
