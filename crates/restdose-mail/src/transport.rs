@@ -22,7 +22,9 @@ pub enum MailError {
     #[error("mail could not be delivered (temporary): {0}")]
     Temporary(String),
     /// Refused for good: the SMTP server answered 5xx (e.g. `550 5.1.1` unknown recipient).
-    /// Sending the same mail again cannot succeed.
+    /// Sending the same mail again cannot succeed. (5xx replies about our own session rather
+    /// than the mail — authentication, command syntax — are `Temporary`: see
+    /// `is_refused_for_good`.)
     #[error("mail was refused (permanent): {0}")]
     Permanent(String),
 }
@@ -120,13 +122,26 @@ impl Mailer for SmtpMailer {
         let message = build_message(&self.from, mail)?;
         self.transport.send(message).await.map(|_| ()).map_err(|e| {
             let description = describe_smtp_error(&e);
-            if e.is_permanent() {
+            if is_refused_for_good(&e) {
                 MailError::Permanent(description)
             } else {
                 MailError::Temporary(description)
             }
         })
     }
+}
+
+/// A permanent (5xx) reply that concerns this mail. 5xx replies that say our session is wrong —
+/// 500–504 (syntax, command, sequence) and 530/534/535/538 (authentication or encryption
+/// required, credentials rejected) — would refuse every mail alike: they are a configuration
+/// problem for the operator, not a reason to give up on a person's address, so they count as
+/// temporary (retried, and dropped as expired if nobody fixes them in time).
+fn is_refused_for_good(e: &lettre::transport::smtp::Error) -> bool {
+    e.is_permanent() && !e.status().map(u16::from).is_some_and(is_session_error)
+}
+
+fn is_session_error(code: u16) -> bool {
+    matches!(code, 500..=504 | 530 | 534 | 535 | 538)
 }
 
 /// What went wrong, without the server's text: SMTP replies often quote the recipient's
@@ -222,6 +237,16 @@ mod tests {
         assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
         assert!(raw.contains("multipart/alternative"));
         assert!(raw.contains("Message-ID: <m1@restdose.example>"));
+    }
+
+    #[test]
+    fn replies_about_the_session_are_not_refusals_of_the_mail() {
+        for code in [500, 501, 502, 503, 504, 530, 534, 535, 538] {
+            assert!(is_session_error(code), "{code}");
+        }
+        for code in [550, 551, 552, 553, 554, 521, 556] {
+            assert!(!is_session_error(code), "{code}");
+        }
     }
 
     #[test]
