@@ -11,13 +11,15 @@
 //!   (`registrant_id`), their address is marked undeliverable and, if they were waiting, they
 //!   are paused in the same transaction: no more invitations until they resume.
 //! - `expired`: temporary failures (4xx, no connection, timeout, TLS) went on until the mail
-//!   was older than `DeliveryPolicy::max_age`.
-//! - `unreadable`: the payload cannot be decrypted or decoded (its key was removed?), or the
-//!   mail cannot be built into a message (`MailError::Build`). Neither changes with retries.
-//!   The person is not marked: nothing says their address is at fault.
+//!   was older than `DeliveryPolicy::max_age`. A payload under a key this process does not
+//!   hold counts as temporary too: during a key rotation another process may hold it.
+//! - `unreadable`: the payload does not decrypt under its key or does not decode, or the mail
+//!   cannot be built into a message (`MailError::Build`). Neither changes with retries. The
+//!   person is not marked: nothing says their address is at fault.
 
 use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt;
+use restdose_crypto::CryptoError;
 use restdose_mail::{MailError, OutgoingMail};
 use restdose_store::OutboxRow;
 use uuid::Uuid;
@@ -244,7 +246,15 @@ impl Services {
                 .send(&mail)
                 .await
                 .map_err(|e| (FailureKind::of(&e), e.to_string())),
-            Err(e) => Err((FailureKind::Unreadable, format!("cannot open payload: {e}"))),
+            Err(e) => {
+                let kind = match e {
+                    // Written by a process that already has a newer key (a rotation rolling
+                    // out): one that holds it can send it.
+                    ServiceError::Crypto(CryptoError::UnknownKey(_)) => FailureKind::Temporary,
+                    _ => FailureKind::Unreadable,
+                };
+                Err((kind, format!("cannot open payload: {e}")))
+            }
         };
         let (kind, error) = match outcome {
             Ok(()) => {
