@@ -1,8 +1,10 @@
 //! A real SMTP server (mailin-embedded) in the test process. Mails are kept by recipient;
-//! tests use unique addresses so that they can share one server.
+//! tests use unique addresses so that they can share one server. A test can make the server
+//! refuse a recipient at `RCPT TO`, for good (`550 5.1.1`) or for now (`451 4.7.1`).
 
 use mail_parser::MessageParser;
 use mailin_embedded::{Handler, Response, Server, response};
+use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -67,14 +69,50 @@ impl CapturedMail {
     }
 }
 
+/// How the server answers `RCPT TO` for an address a test chose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// `550 5.1.1`: no such mailbox (a permanent failure).
+    Permanent,
+    /// `451 4.7.1`: try again later (a temporary failure, e.g. greylisting).
+    Temporary,
+}
+
+type Refusals = Arc<Mutex<HashMap<String, Refusal>>>;
+
+fn normalised(address: &str) -> String {
+    address
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_ascii_lowercase()
+}
+
 #[derive(Clone)]
 struct Capture {
     inbox: Arc<Mutex<Vec<CapturedMail>>>,
+    refusals: Refusals,
     to: Vec<String>,
     buffer: Vec<u8>,
 }
 
 impl Handler for Capture {
+    fn rcpt(&mut self, to: &str) -> Response {
+        let address = normalised(to);
+        // Like real servers, the reply quotes the address: restdose must not log it.
+        match self.refusals.lock().unwrap().get(&address) {
+            Some(Refusal::Permanent) => Response::custom(
+                550,
+                format!("5.1.1 <{address}>: Recipient address rejected: User unknown"),
+            ),
+            Some(Refusal::Temporary) => Response::custom(
+                451,
+                format!("4.7.1 <{address}>: Recipient address rejected: Greylisted"),
+            ),
+            None => response::OK,
+        }
+    }
+
     fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
         self.to = to.to_vec();
         self.buffer.clear();
@@ -99,6 +137,7 @@ impl Handler for Capture {
 pub struct TestSmtp {
     port: u16,
     inbox: Arc<Mutex<Vec<CapturedMail>>>,
+    refusals: Refusals,
 }
 
 impl TestSmtp {
@@ -114,8 +153,10 @@ impl TestSmtp {
         {
             let port = listener.local_addr().unwrap().port();
             let inbox = Arc::new(Mutex::new(Vec::new()));
+            let refusals = Refusals::default();
             let handler = Capture {
                 inbox: inbox.clone(),
+                refusals: refusals.clone(),
                 to: Vec::new(),
                 buffer: Vec::new(),
             };
@@ -130,12 +171,38 @@ impl TestSmtp {
                     .with_tcp_listener(listener);
                 server.serve().expect("test SMTP server stopped");
             });
-            TestSmtp { port, inbox }
+            TestSmtp {
+                port,
+                inbox,
+                refusals,
+            }
         }
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// From now on `RCPT TO:<address>` is answered `550 5.1.1 <address>: Recipient address
+    /// rejected: User unknown` (refused for good).
+    pub fn refuse(&self, address: &str) {
+        self.refusals
+            .lock()
+            .unwrap()
+            .insert(normalised(address), Refusal::Permanent);
+    }
+
+    /// From now on `RCPT TO:<address>` is answered `451 4.7.1 … Greylisted` (try again later).
+    pub fn defer(&self, address: &str) {
+        self.refusals
+            .lock()
+            .unwrap()
+            .insert(normalised(address), Refusal::Temporary);
+    }
+
+    /// `address` is accepted again.
+    pub fn accept(&self, address: &str) {
+        self.refusals.lock().unwrap().remove(&normalised(address));
     }
 
     pub fn mails_for(&self, address: &str) -> Vec<CapturedMail> {

@@ -23,6 +23,9 @@ pub struct RegistrantView {
     pub signed_up_at: DateTime<Utc>,
     pub confirmed_at: Option<DateTime<Utc>>,
     pub paused_at: Option<DateTime<Utc>>,
+    /// When a mail to the address was refused for good (they were paused then); cleared when
+    /// they resume or confirm.
+    pub undeliverable_at: Option<DateTime<Utc>>,
 }
 
 impl Services {
@@ -196,6 +199,7 @@ impl Services {
             signed_up_at: registrant.created_at,
             confirmed_at: registrant.confirmed_at,
             paused_at: registrant.paused_at,
+            undeliverable_at: registrant.undeliverable_at,
         })
     }
 

@@ -8,8 +8,11 @@ pub const INVITATIONS_SENT: &str = "restdose_invitations_sent_total";
 pub const INVITATIONS_CLAIMED: &str = "restdose_invitations_claimed_total";
 /// Seconds from an offer being posted to its last dose being claimed.
 pub const OFFER_TIME_TO_FILL: &str = "restdose_offer_time_to_fill_seconds";
-/// Delivery attempts that failed (each is retried later).
+/// Delivery attempts that failed (retried later, or dropped: see `MAIL_DROPPED`).
 pub const MAIL_FAILURES: &str = "restdose_mail_failures_total";
+/// Mails removed from the outbox undelivered, by `reason` (`permanent`, `expired`,
+/// `unreadable`; see `outbox`).
+pub const MAIL_DROPPED: &str = "restdose_mail_dropped_total";
 /// Records deleted by the purge, by `kind`.
 pub const PURGED: &str = "restdose_purged_total";
 
@@ -27,6 +30,10 @@ pub(crate) fn offer_filled(seconds: f64) {
 
 pub(crate) fn mail_failed() {
     metrics::counter!(MAIL_FAILURES).increment(1);
+}
+
+pub(crate) fn mail_dropped(reason: crate::outbox::DropReason) {
+    metrics::counter!(MAIL_DROPPED, "reason" => reason.as_str()).increment(1);
 }
 
 pub(crate) fn purged(report: &crate::lifecycle::PurgeReport) {

@@ -17,8 +17,16 @@ pub enum MailError {
     Config(String),
     #[error("mail could not be built: {0}")]
     Build(String),
-    #[error("mail could not be delivered: {0}")]
-    Delivery(String),
+    /// Worth another try later: a 4xx reply, no connection, a timeout, TLS, a file that could
+    /// not be written.
+    #[error("mail could not be delivered (temporary): {0}")]
+    Temporary(String),
+    /// Refused for good: the SMTP server answered 5xx (e.g. `550 5.1.1` unknown recipient).
+    /// Sending the same mail again cannot succeed. (5xx replies about our own session rather
+    /// than the mail — authentication, command syntax — are `Temporary`: see
+    /// `is_refused_for_good`.)
+    #[error("mail was refused (permanent): {0}")]
+    Permanent(String),
 }
 
 /// One mail to one person. `message_id` is stable per mail so that a retried delivery can be
@@ -112,12 +120,28 @@ impl Mailer for SmtpMailer {
     #[tracing::instrument(skip_all, fields(message_id = %mail.message_id))]
     async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
         let message = build_message(&self.from, mail)?;
-        self.transport
-            .send(message)
-            .await
-            .map(|_| ())
-            .map_err(|e| MailError::Delivery(describe_smtp_error(&e)))
+        self.transport.send(message).await.map(|_| ()).map_err(|e| {
+            let description = describe_smtp_error(&e);
+            if is_refused_for_good(&e) {
+                MailError::Permanent(description)
+            } else {
+                MailError::Temporary(description)
+            }
+        })
     }
+}
+
+/// A permanent (5xx) reply that concerns this mail. 5xx replies that say our session is wrong —
+/// 500–504 (syntax, command, sequence) and 530/534/535/538 (authentication or encryption
+/// required, credentials rejected) — would refuse every mail alike: they are a configuration
+/// problem for the operator, not a reason to give up on a person's address, so they count as
+/// temporary (retried, and dropped as expired if nobody fixes them in time).
+fn is_refused_for_good(e: &lettre::transport::smtp::Error) -> bool {
+    e.is_permanent() && !e.status().map(u16::from).is_some_and(is_session_error)
+}
+
+fn is_session_error(code: u16) -> bool {
+    matches!(code, 500..=504 | 530 | 534 | 535 | 538)
 }
 
 /// What went wrong, without the server's text: SMTP replies often quote the recipient's
@@ -176,7 +200,7 @@ impl Mailer for FileMailer {
             .send(message)
             .await
             .map(|_| ())
-            .map_err(|e| MailError::Delivery(format!("cannot write the mail file: {e}")))
+            .map_err(|e| MailError::Temporary(format!("cannot write the mail file: {e}")))
     }
 }
 
@@ -213,6 +237,16 @@ mod tests {
         assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
         assert!(raw.contains("multipart/alternative"));
         assert!(raw.contains("Message-ID: <m1@restdose.example>"));
+    }
+
+    #[test]
+    fn replies_about_the_session_are_not_refusals_of_the_mail() {
+        for code in [500, 501, 502, 503, 504, 530, 534, 535, 538] {
+            assert!(is_session_error(code), "{code}");
+        }
+        for code in [550, 551, 552, 553, 554, 521, 556] {
+            assert!(!is_session_error(code), "{code}");
+        }
     }
 
     #[test]

@@ -887,6 +887,39 @@ impl MatcherStore for PgStore {
         Ok(())
     }
 
+    #[tracing::instrument(skip_all, fields(mail = %id, undeliverable = undeliverable.is_some()))]
+    async fn outbox_dropped(
+        &self,
+        id: Uuid,
+        undeliverable: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        sqlx::query("DELETE FROM outbox WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        if let Some(registrant_id) = undeliverable {
+            // Right-hand sides see the row as it was before the update: an active person is
+            // paused now, a pending or paused one keeps status and `paused_at`.
+            sqlx::query(
+                "UPDATE registrants SET \
+                    undeliverable_at = $2, \
+                    status = CASE WHEN status = 'active' THEN 'paused' ELSE status END, \
+                    paused_at = CASE WHEN status = 'active' THEN $2 ELSE paused_at END \
+                 WHERE id = $1",
+            )
+            .bind(registrant_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(())
+    }
+
     #[tracing::instrument(skip_all)]
     async fn outbox_depth(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)> {
         let (depth, oldest): (i64, Option<DateTime<Utc>>) =

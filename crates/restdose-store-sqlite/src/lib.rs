@@ -231,10 +231,12 @@ struct RegistrantRow {
     confirmed_at: Option<i64>,
     paused_at: Option<i64>,
     last_mail_at: Option<i64>,
+    undeliverable_at: Option<i64>,
 }
 
 const REGISTRANT_COLUMNS: &str = "id, email_key_id, email_ciphertext, email_index, postcode, \
-     radius_km, status, language, created_at, confirmed_at, paused_at, last_mail_at";
+     radius_km, status, language, created_at, confirmed_at, paused_at, last_mail_at, \
+     undeliverable_at";
 
 impl TryFrom<RegistrantRow> for Registrant {
     type Error = StoreError;
@@ -257,6 +259,7 @@ impl TryFrom<RegistrantRow> for Registrant {
             confirmed_at: from_opt_millis(row.confirmed_at)?,
             paused_at: from_opt_millis(row.paused_at)?,
             last_mail_at: from_opt_millis(row.last_mail_at)?,
+            undeliverable_at: from_opt_millis(row.undeliverable_at)?,
         })
     }
 }
@@ -563,7 +566,10 @@ impl Store for SqliteStore {
                     ELSE paused_at END, \
                 inactivity_warned_at = CASE \
                     WHEN NOT ?2 THEN NULL \
-                    ELSE inactivity_warned_at END \
+                    ELSE inactivity_warned_at END, \
+                undeliverable_at = CASE \
+                    WHEN NOT ?2 THEN NULL \
+                    ELSE undeliverable_at END \
              WHERE id = ?1 \
              RETURNING status",
         )
@@ -671,8 +677,11 @@ impl Store for SqliteStore {
             return Ok(None);
         }
         sqlx::query(
-            "UPDATE registrants SET status = 'active', confirmed_at = ?2 \
-             WHERE id = ?1 AND status = 'pending'",
+            "UPDATE registrants SET \
+                status = CASE WHEN status = 'pending' THEN 'active' ELSE status END, \
+                confirmed_at = CASE WHEN status = 'pending' THEN ?2 ELSE confirmed_at END, \
+                undeliverable_at = NULL \
+             WHERE id = ?1",
         )
         .bind(token.registrant_id)
         .bind(millis(now))

@@ -145,6 +145,8 @@ pub const CASES: &[&str] = &[
     "purge_writes_wave_fill_time_and_practice_counters",
     // monitoring: matcher.rs
     "operational_counts_tell_people_by_state_offers_and_the_outbox",
+    // mails given up on: matcher.rs
+    "dropped_mail_is_deleted_and_pauses_and_marks_an_undeliverable_person",
 ];
 
 /// Calls `$callback! { case_a, case_b, ... }` with the name of every case in this module, so a
@@ -255,6 +257,7 @@ macro_rules! conformance_cases {
             people_waiting_are_counted_by_area_and_position,
             purge_writes_wave_fill_time_and_practice_counters,
             operational_counts_tell_people_by_state_offers_and_the_outbox,
+            dropped_mail_is_deleted_and_pauses_and_marks_an_undeliverable_person,
         }
     };
 }
@@ -330,6 +333,7 @@ fn as_inserted(new: &NewRegistrant) -> Registrant {
         confirmed_at: None,
         paused_at: None,
         last_mail_at: new.last_mail_at,
+        undeliverable_at: None,
     }
 }
 

@@ -42,13 +42,13 @@ pub trait Store:
     /// code. For `/readyz`.
     async fn migrations_current(&self) -> StoreResult<bool>;
 
-    /// Counts for monitoring (`/metrics`, `/readyz`): people by state, open offers, the outbox.
+    /// Counts for monitoring (`/metrics`): people by state, open offers, the outbox.
     /// Aggregates only, never personal data. `now` decides which outbox rows are due.
     async fn operational_counts(&self, now: DateTime<Utc>) -> StoreResult<OperationalCounts>;
 
     /// Creation time of the oldest undelivered mail that is due (`next_attempt_at <= now`) or
     /// has failed before (a mail in back-off is late, not "not yet due"): the cheap part of
-    /// `operational_counts` that `/readyz` asks for on every probe.
+    /// `operational_counts`.
     async fn outbox_oldest_due(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>>;
 
     // --- registrants -------------------------------------------------------------------------
@@ -86,7 +86,8 @@ pub trait Store:
     -> StoreResult<()>;
 
     /// Pauses an active person or resumes a paused one; pending people are left alone.
-    /// Returns the status after the call. `NotFound` if gone.
+    /// Resuming (`paused = false`) also clears `inactivity_warned_at` and `undeliverable_at`
+    /// (they read their mail again). Returns the status after the call. `NotFound` if gone.
     async fn set_paused(
         &self,
         id: Uuid,
@@ -109,7 +110,8 @@ pub trait Store:
 
     /// Consumes a valid confirmation token and makes a pending person active, atomically.
     /// Returns the person's id, or None when the token is unknown, expired or already used.
-    /// Confirming an already active person again is harmless.
+    /// Confirming an already active person again is harmless. Either way the person's
+    /// `undeliverable_at` is cleared (they evidently read mail sent to the address).
     async fn confirm_registrant(
         &self,
         confirm_token_hash: &[u8],

@@ -430,6 +430,18 @@ pub trait MatcherStore: Send + Sync {
         error: &str,
     ) -> StoreResult<()>;
 
+    /// Gives up on a mail, in one transaction: the row is deleted, and when `undeliverable`
+    /// names a person (the server refused their address for good), their `undeliverable_at`
+    /// becomes `now` and, if they are active, they are paused (`paused_at = now`) so that no
+    /// waiting-list query finds them. A pending or already paused person is only marked; a
+    /// person who is gone, or a row that is gone, is no error.
+    async fn outbox_dropped(
+        &self,
+        id: Uuid,
+        undeliverable: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
     /// Mails waiting, and the creation time of the oldest.
     async fn outbox_depth(&self) -> StoreResult<(u64, Option<DateTime<Utc>>)>;
 }

@@ -96,6 +96,9 @@ pub struct Registrant {
     pub confirmed_at: Option<DateTime<Utc>>,
     pub paused_at: Option<DateTime<Utc>>,
     pub last_mail_at: Option<DateTime<Utc>>,
+    /// When a mail to the person was refused for good (`MatcherStore::outbox_dropped`); they
+    /// were paused then. Cleared when they resume or confirm.
+    pub undeliverable_at: Option<DateTime<Utc>>,
 }
 
 /// Tokens are stored only as the SHA-256 of the secret that was mailed.

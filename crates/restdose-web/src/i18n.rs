@@ -144,6 +144,11 @@ static MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("manage.resume", "Fortsetzen", "Resume"),
     (
+        "manage.undeliverable",
+        "E-Mails an Ihre Adresse wurden am {date} abgewiesen; wir haben deshalb aufgehört, Ihnen Angebote zu schicken. Wenn die Adresse wieder E-Mails empfängt, setzen Sie unten fort.",
+        "Mail to your address was refused on {date}; we stopped sending invitations. If the address receives mail again, resume below.",
+    ),
+    (
         "manage.delete",
         "Alle meine Daten jetzt löschen",
         "Delete all my data now",

@@ -44,8 +44,6 @@ pub struct WebOptions {
     pub admission: AdmissionOptions,
     /// Serve `/metrics` on the main listener (false when `metrics_listen` gives it its own).
     pub metrics_on_main: bool,
-    /// `/readyz` fails when a due mail has waited longer than this, in seconds.
-    pub readyz_outbox_max_age_secs: i64,
 }
 
 impl Default for WebOptions {
@@ -56,7 +54,6 @@ impl Default for WebOptions {
             workers: 0,
             admission: AdmissionOptions::default(),
             metrics_on_main: true,
-            readyz_outbox_max_age_secs: 900,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Operations endpoints: `/readyz` (may this instance take traffic?), `/metrics` (Prometheus
+//! Operations endpoints: `/readyz` (can this process serve requests?), `/metrics` (Prometheus
 //! text), the process-wide metrics recorder, and the request id. docs/monitoring.md lists every
 //! series.
 
@@ -73,12 +73,22 @@ fn describe() {
         metrics::Unit::Seconds,
         "Time from an offer being posted to its last dose being claimed."
     );
-    metrics::describe_counter!(t::MAIL_FAILURES, "Failed mail delivery attempts (retried).");
+    metrics::describe_counter!(
+        t::MAIL_FAILURES,
+        "Failed mail delivery attempts (retried, or dropped: see restdose_mail_dropped_total)."
+    );
+    metrics::describe_counter!(
+        t::MAIL_DROPPED,
+        "Mails removed from the outbox undelivered, by reason (permanent, expired, unreadable)."
+    );
     metrics::describe_counter!(t::PURGED, "Records deleted by the purge, by kind.");
     // Present from the start (at zero), so dashboards and alerts see the series.
     metrics::counter!(t::INVITATIONS_SENT).increment(0);
     metrics::counter!(t::INVITATIONS_CLAIMED).increment(0);
     metrics::counter!(t::MAIL_FAILURES).increment(0);
+    for reason in restdose_core::outbox::DropReason::ALL {
+        metrics::counter!(t::MAIL_DROPPED, "reason" => reason.as_str()).increment(0);
+    }
 }
 
 /// Counts one answered request (route = the matched pattern, never the raw path).
@@ -216,17 +226,16 @@ pub struct ReadinessChecks {
     /// Every migration of this build is applied.
     #[schema(example = "ok")]
     pub migrations: &'static str,
-    /// No due mail has waited longer than `readyz_outbox_max_age_seconds`.
-    #[schema(example = "ok")]
-    pub outbox: &'static str,
 }
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "ok" } else { "failed" }
 }
 
-/// Whether this instance should get traffic: database reachable, migrations current, outbox not
-/// stuck. 503 names the failed check. No personal data, no error details (they go to the log).
+/// Whether this process can serve requests: database reachable, migrations current. Never
+/// depends on the mail server or the outbox (shared by every process: a stuck mail must not take
+/// them all out of rotation; `/metrics` and the alerts watch it). 503 names the failed check. No
+/// personal data, no error details (they go to the log).
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -253,25 +262,12 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                 false
             }
         };
-    let now = state.services.clock.now();
-    let outbox = database
-        && match store.outbox_oldest_due(now).await {
-            Ok(None) => true,
-            Ok(Some(oldest)) => {
-                (now - oldest).num_seconds() <= state.options.readyz_outbox_max_age_secs
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "readyz: cannot read the outbox");
-                false
-            }
-        };
-    let ready = database && migrations && outbox;
+    let ready = database && migrations;
     let body = Readiness {
         status: if ready { "ready" } else { "not_ready" },
         checks: ReadinessChecks {
             database: verdict(database),
             migrations: verdict(migrations),
-            outbox: verdict(outbox),
         },
     };
     let mut response = if ready {

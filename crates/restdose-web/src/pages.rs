@@ -71,6 +71,8 @@ struct ManagePage<'a> {
     /// The person's odds (docs/statistics.md); None when not shown.
     odds: Option<crate::statistics::OddsView>,
     waiting: bool,
+    /// Why they are paused, when mail to them was refused for good (the date filled in).
+    undeliverable: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -387,8 +389,13 @@ fn render_manage(
         RegistrantStatus::Active => ("active", "status.active"),
         RegistrantStatus::Paused => ("paused", "status.paused"),
     };
+    let t = T::new(lang.lang);
+    let undeliverable = view.undeliverable_at.map(|at| {
+        t.get("manage.undeliverable")
+            .replace("{date}", &at.format("%Y-%m-%d").to_string())
+    });
     let body = ManagePage {
-        t: T::new(lang.lang),
+        t,
         token,
         notice,
         email: view.email.as_str(),
@@ -407,6 +414,7 @@ fn render_manage(
         radius_error: field_message(errors, "radius_km"),
         odds,
         waiting: view.status == RegistrantStatus::Active,
+        undeliverable,
     }
     .render();
     page(state, lang, status, body)

@@ -47,8 +47,6 @@ pub struct Config {
     /// Address for a separate listener serving only `/metrics` (e.g. `127.0.0.1:9100`); then
     /// the main listener does not serve it. Unset: `/metrics` is on the main listener.
     pub metrics_listen: Option<String>,
-    /// `/readyz` answers 503 when a due, undelivered mail is older than this many seconds.
-    pub readyz_outbox_max_age_seconds: i64,
     /// Vaccines practices can choose from on the "spare doses" form.
     pub vaccines: Vec<String>,
     /// IANA time zone in which practices type appointment times.
@@ -72,6 +70,9 @@ pub struct Config {
     /// A delivery worker holds the mails it took this long; after a crash another worker
     /// sends them once the time is up.
     pub mail_lease_seconds: i64,
+    /// A mail that keeps failing temporarily (no connection, 4xx) is retried with back-off
+    /// until it is this many hours old, then dropped. Refused for good (5xx): dropped at once.
+    pub mail_max_age_hours: i64,
     /// How often idle workers look for work, in milliseconds.
     pub worker_poll_ms: u64,
     /// Allow the automatically generated development keys on a public URL (a demo only).
@@ -134,7 +135,6 @@ impl Default for Config {
             resend_interval_minutes: 10,
             log_format: "text".to_owned(),
             metrics_listen: None,
-            readyz_outbox_max_age_seconds: 900,
             vaccines: restdose_core::default_vaccines(),
             timezone: "Europe/Berlin".to_owned(),
             session_idle_minutes: 30,
@@ -147,6 +147,7 @@ impl Default for Config {
             matcher_max_invitations_per_day: 10,
             mail_parallel: 4,
             mail_lease_seconds: 120,
+            mail_max_age_hours: 24,
             worker_poll_ms: 1000,
             demo: false,
             retention_hours_after_appointment: 24,
@@ -241,12 +242,6 @@ impl Config {
                 "must be an address like 127.0.0.1:9100",
             ));
         }
-        if self.readyz_outbox_max_age_seconds < 1 {
-            return Err(invalid(
-                "readyz_outbox_max_age_seconds",
-                "must be at least 1",
-            ));
-        }
         if self.database_max_connections == 0 {
             return Err(invalid("database_max_connections", "must be at least 1"));
         }
@@ -280,6 +275,9 @@ impl Config {
         }
         if self.mail_parallel == 0 {
             return Err(invalid("mail_parallel", "must be at least 1"));
+        }
+        if self.mail_max_age_hours < 1 {
+            return Err(invalid("mail_max_age_hours", "must be at least 1"));
         }
         if self.worker_poll_ms == 0 {
             return Err(invalid("worker_poll_ms", "must be at least 1"));
@@ -408,6 +406,7 @@ impl Config {
         restdose_core::outbox::DeliveryPolicy {
             parallel: self.mail_parallel,
             lease: chrono::Duration::seconds(self.mail_lease_seconds),
+            max_age: chrono::Duration::hours(self.mail_max_age_hours),
             ..restdose_core::outbox::DeliveryPolicy::default()
         }
     }
@@ -525,8 +524,6 @@ log_format = "text"
 # Monitoring (docs/monitoring.md). /metrics is served on the main listener unless
 # metrics_listen gives it a listener of its own (then only there), e.g. "127.0.0.1:9100".
 # metrics_listen = "127.0.0.1:9100"
-# /readyz answers 503 when a due mail has waited in the outbox longer than this.
-readyz_outbox_max_age_seconds = 900
 
 # Practice portal.
 # Vaccines practices can choose from on the "spare doses" form.
@@ -555,6 +552,10 @@ mail_parallel = 4
 # A delivery worker holds the mails it took this long; after a crash another worker sends them
 # once the time is up (at-least-once delivery; a duplicate keeps its Message-ID).
 mail_lease_seconds = 120
+# A mail that keeps failing temporarily (mail server unreachable, 4xx) is retried with back-off
+# until it is this many hours old, then dropped and counted. One refused for good (5xx) is
+# dropped at once and its recipient paused (docs/monitoring.md).
+mail_max_age_hours = 24
 # How often idle workers look for work, in milliseconds.
 worker_poll_ms = 1000
 

@@ -153,7 +153,6 @@ impl Application {
             workers: config.http_workers,
             admission: config.admission()?,
             metrics_on_main: config.metrics_listen.is_none(),
-            readyz_outbox_max_age_secs: config.readyz_outbox_max_age_seconds,
         };
         let metrics_port = start_metrics_listener(config, &services, &options)?;
         let (server, handle) = restdose_web::start(listener, services.clone(), options)?;

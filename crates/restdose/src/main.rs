@@ -133,10 +133,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 restdose::start_metrics_listener(
                     &config,
                     &services,
-                    &restdose_web::WebOptions {
-                        readyz_outbox_max_age_secs: config.readyz_outbox_max_age_seconds,
-                        ..Default::default()
-                    },
+                    &restdose_web::WebOptions::default(),
                 )?;
                 restdose::workers::spawn(&services, WorkerSet::ALL, config.worker_poll());
                 // With log_format = "json" every line on stderr is a JSON object: no banners.

@@ -2111,3 +2111,149 @@ pub async fn operational_counts_tell_people_by_state_offers_and_the_outbox(
         Some(late.created_at)
     );
 }
+
+// --- mails given up on ------------------------------------------------------------------------
+
+pub async fn dropped_mail_is_deleted_and_pauses_and_marks_an_undeliverable_person(
+    store: &dyn MatcherCaseStore,
+) {
+    let target = offer(store, 3).await;
+    let place = unique_postcode();
+    let bouncing = waiting_at(store, &place, 10, t0()).await;
+    let neighbour = waiting_at(store, &place, 10, t0() + ms(1)).await;
+    let (pending, pending_confirm, _) = insert_person(store, t0()).await;
+    let paused = waiting(store).await;
+    let paused_at = t0() + minutes(1);
+    store.set_paused(paused, true, paused_at).await.unwrap();
+    let gone = waiting(store).await;
+
+    let bounced = mail_about(t0(), Some(bouncing), Some(target.id));
+    let later_to_bouncing = mail_about(t0() + ms(1), Some(bouncing), None);
+    let to_neighbour = mail_about(t0(), Some(neighbour), Some(target.id));
+    let expired = mail_about(t0(), Some(neighbour), None);
+    let to_pending = mail_about(t0(), Some(pending.id), None);
+    let to_paused = mail_about(t0(), Some(paused), None);
+    let to_gone = mail_about(t0(), Some(gone), None);
+    let unrelated = mail(t0());
+    store
+        .enqueue_mails(&[
+            bounced.clone(),
+            later_to_bouncing.clone(),
+            to_neighbour.clone(),
+            expired.clone(),
+            to_pending.clone(),
+            to_paused.clone(),
+            to_gone.clone(),
+            unrelated.clone(),
+        ])
+        .await
+        .unwrap();
+    let q = query(target.id, &[(&place, 1.0)], t0() + Duration::hours(1));
+    assert_eq!(candidate_ids(store, &q).await, vec![bouncing, neighbour]);
+
+    // Refused for good: the row goes, the active person is paused and marked, in line as before.
+    let t1 = t0() + minutes(5) + ms(7);
+    store
+        .outbox_dropped(bounced.id, Some(bouncing), t1)
+        .await
+        .unwrap();
+    assert!(!is_stored(store, &bounced).await);
+    let after = get_registrant(store, bouncing).await;
+    assert_eq!(after.status, RegistrantStatus::Paused);
+    assert_eq!(after.paused_at, Some(t1));
+    assert_eq!(after.undeliverable_at, Some(t1));
+    assert_eq!(after.created_at, t0());
+    // No waiting-list query finds them any more; everyone and everything else is untouched.
+    assert_eq!(candidate_ids(store, &q).await, vec![neighbour]);
+    let untouched = get_registrant(store, neighbour).await;
+    assert_eq!(untouched.status, RegistrantStatus::Active);
+    assert_eq!(
+        (untouched.paused_at, untouched.undeliverable_at),
+        (None, None)
+    );
+    for other in [
+        &later_to_bouncing,
+        &to_neighbour,
+        &expired,
+        &to_pending,
+        &to_paused,
+        &to_gone,
+        &unrelated,
+    ] {
+        assert!(is_stored(store, other).await, "another mail went too");
+    }
+
+    // Given up without blaming the address (expired, unreadable): only the row goes.
+    store.outbox_dropped(expired.id, None, t1).await.unwrap();
+    assert!(!is_stored(store, &expired).await);
+    assert_eq!(get_registrant(store, neighbour).await, untouched);
+
+    // A pending person is marked, not paused; a paused one keeps when they paused.
+    store
+        .outbox_dropped(to_pending.id, Some(pending.id), t1)
+        .await
+        .unwrap();
+    let marked = get_registrant(store, pending.id).await;
+    assert_eq!(marked.status, RegistrantStatus::Pending);
+    assert_eq!(
+        (marked.paused_at, marked.undeliverable_at),
+        (None, Some(t1))
+    );
+    store
+        .outbox_dropped(to_paused.id, Some(paused), t1)
+        .await
+        .unwrap();
+    let marked = get_registrant(store, paused).await;
+    assert_eq!(marked.status, RegistrantStatus::Paused);
+    assert_eq!(
+        (marked.paused_at, marked.undeliverable_at),
+        (Some(paused_at), Some(t1))
+    );
+    assert!(!is_stored(store, &to_pending).await && !is_stored(store, &to_paused).await);
+
+    // A person deleted meanwhile, a row already gone: no error, nothing else changes.
+    assert!(store.delete_registrant(gone).await.unwrap());
+    store
+        .outbox_dropped(to_gone.id, Some(gone), t1)
+        .await
+        .unwrap();
+    assert!(store.registrant(gone).await.unwrap().is_none());
+    store
+        .outbox_dropped(bounced.id, Some(bouncing), t1 + ms(1))
+        .await
+        .unwrap();
+    store
+        .outbox_dropped(Uuid::new_v4(), None, t1)
+        .await
+        .unwrap();
+    assert!(is_stored(store, &later_to_bouncing).await);
+    assert!(is_stored(store, &unrelated).await);
+
+    // Resuming clears the mark (they read mail again), as does confirming.
+    let t2 = t1 + minutes(1);
+    assert_eq!(
+        store.set_paused(bouncing, false, t2).await.unwrap(),
+        RegistrantStatus::Active
+    );
+    let resumed = get_registrant(store, bouncing).await;
+    assert_eq!((resumed.paused_at, resumed.undeliverable_at), (None, None));
+    assert_eq!(candidate_ids(store, &q).await, vec![bouncing, neighbour]);
+    assert_eq!(
+        store
+            .confirm_registrant(&pending_confirm.hash, t2)
+            .await
+            .unwrap(),
+        Some(pending.id)
+    );
+    let confirmed = get_registrant(store, pending.id).await;
+    assert_eq!(confirmed.status, RegistrantStatus::Active);
+    assert_eq!(confirmed.confirmed_at, Some(t2));
+    assert_eq!(confirmed.undeliverable_at, None);
+    // Pausing again does not mark anyone.
+    store.set_paused(bouncing, true, t2).await.unwrap();
+    assert_eq!(get_registrant(store, bouncing).await.undeliverable_at, None);
+
+    for row in [&later_to_bouncing, &to_neighbour, &unrelated] {
+        store.outbox_delivered(row.id).await.unwrap();
+    }
+}
