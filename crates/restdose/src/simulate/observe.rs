@@ -87,6 +87,8 @@ pub struct Totals {
     pub max_mails_per_person_day: i64,
     pub max_invitations_per_person_day: i64,
     pub daily_cap: u32,
+    /// Offers that at some moment held more live bookings than doses (must stay 0).
+    pub overbooked_offers: i64,
     pub waves: i64,
     pub last_call_waves: i64,
     pub bookings_cancelled_by_people: i64,
@@ -334,6 +336,9 @@ pub fn figures(log: &Log) -> Figures {
                         r.invitations[i].no_show = *no_show;
                         r.people[info.person].live_bookings += 1;
                         r.offers[info.offer].booked += 1;
+                        if r.offers[info.offer].booked == log.offers[info.offer].doses + 1 {
+                            t.overbooked_offers += 1;
+                        }
                         if r.offers[info.offer].booked >= log.offers[info.offer].doses {
                             r.offer_gone(info.offer, at);
                         }

@@ -228,6 +228,10 @@ fn markdown(info: &RunInfo<'_>, f: &Figures, charts: &[(&str, String)]) -> Strin
             t.open_at_end.to_string(),
         ),
         ("no-shows", t.no_shows.to_string()),
+        (
+            "offers that ever held more bookings than doses",
+            t.overbooked_offers.to_string(),
+        ),
         ("offers filled", t.offers_filled.to_string()),
         ("time to fill p50 (min)", opt(t.time_to_fill_p50_minutes)),
         ("time to fill p95 (min)", opt(t.time_to_fill_p95_minutes)),
