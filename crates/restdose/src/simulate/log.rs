@@ -90,11 +90,15 @@ pub enum Event {
     Answered {
         invitation: usize,
         answer: Answer,
-        /// For bookings: whether the person will not come.
+        /// For bookings: whether the person will not come (the practice marks it at the end).
         no_show: bool,
     },
     /// The person cancelled the booking they got through this invitation.
     BookingCancelled {
+        invitation: usize,
+    },
+    /// The practice marked the booking a no-show (the person may be invited again).
+    NoShow {
         invitation: usize,
     },
     /// The practice called the offer off (every booking of it is cancelled).

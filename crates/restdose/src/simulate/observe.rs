@@ -323,17 +323,15 @@ pub fn figures(log: &Log) -> Figures {
                 }
             }
             Event::Answered {
-                invitation,
-                answer,
-                no_show,
+                invitation, answer, ..
             } => {
                 let i = *invitation;
                 let info = &log.invitations[i];
                 r.invitations[i].answer = Some(*answer);
                 match answer {
                     Answer::Booked => {
+                        // A no-show is counted when the practice marks it.
                         r.invitations[i].booked_at = Some(at);
-                        r.invitations[i].no_show = *no_show;
                         r.people[info.person].live_bookings += 1;
                         r.offers[info.offer].booked += 1;
                         if r.offers[info.offer].booked == log.offers[info.offer].doses + 1 {
@@ -356,11 +354,25 @@ pub fn figures(log: &Log) -> Figures {
             Event::BookingCancelled { invitation } => {
                 let i = *invitation;
                 let info = &log.invitations[i];
-                if !r.invitations[i].booking_cancelled && r.invitations[i].booked_at.is_some() {
+                if !r.invitations[i].booking_cancelled
+                    && !r.invitations[i].no_show
+                    && r.invitations[i].booked_at.is_some()
+                {
                     r.invitations[i].booking_cancelled = true;
                     r.people[info.person].live_bookings -= 1;
                     r.offers[info.offer].booked -= 1;
                     t.bookings_cancelled_by_people += 1;
+                }
+            }
+            Event::NoShow { invitation } => {
+                let i = *invitation;
+                if r.invitations[i].booked_at.is_some()
+                    && !r.invitations[i].booking_cancelled
+                    && !r.invitations[i].no_show
+                {
+                    // The dose stays used; the person holds no live booking any more.
+                    r.invitations[i].no_show = true;
+                    r.people[log.invitations[i].person].live_bookings -= 1;
                 }
             }
             Event::OfferCancelled { offer } => {
@@ -789,6 +801,32 @@ mod tests {
             ),
             (2, 0, 0, 2)
         );
+    }
+
+    #[test]
+    fn a_person_marked_no_show_holds_no_live_booking_any_more() {
+        let mut log = world(1);
+        log.offers.push(log.offers[0].clone());
+        log.offers[1].posted_at = at(60);
+        let mut b = Builder::new(log);
+        b.offer(0);
+        let first = b.wave(0, 1, &[0]);
+        b.answer(2, first[0], Answer::Booked);
+        b.push(
+            119,
+            Event::NoShow {
+                invitation: first[0],
+            },
+        );
+        b.offer(1);
+        let inv = b.wave(1, 125, &[2]);
+        b.answer(126, inv[0], Answer::Booked);
+        let f = figures(&b.log);
+        assert_eq!(f.totals.no_shows, 1);
+        assert_eq!(f.totals.placed, 2);
+        // Person 0 (free again) and person 1 waited longer than person 2.
+        assert_eq!(f.totals.inversions, 1);
+        assert_eq!(f.worst_inversions[0].passed_over, 0);
     }
 
     #[test]

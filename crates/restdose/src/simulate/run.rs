@@ -41,6 +41,12 @@ enum Action {
         invitation: usize,
         token: String,
     },
+    /// Near the end of the window the practice checks the person in or marks a no-show.
+    Attend {
+        invitation: usize,
+        token: String,
+        no_show: bool,
+    },
 }
 
 /// What a run hands to the report besides its log.
@@ -278,6 +284,32 @@ impl Driver<'_> {
                     self.push(Event::BookingCancelled { invitation });
                 }
             }
+            Action::Attend {
+                invitation,
+                token,
+                no_show,
+            } => {
+                let view = match s.booking_view(&token).await {
+                    Ok(view) => view,
+                    Err(ServiceError::InvalidLink) => return Ok(()),
+                    Err(e) => return Err(e.into()),
+                };
+                if view.booking.status != restdose_store::BookingStatus::Booked {
+                    return Ok(());
+                }
+                let offer = self.log.invitations[invitation].offer;
+                let principal = self.principals[self.population.offers[offer].practice].clone();
+                if no_show {
+                    if s.mark_no_show(&principal, view.offer.id, view.code.as_str())
+                        .await?
+                    {
+                        self.push(Event::NoShow { invitation });
+                    }
+                } else {
+                    s.check_in(&principal, view.offer.id, view.code.as_str())
+                        .await?;
+                }
+            }
         }
         Ok(())
     }
@@ -296,13 +328,29 @@ impl Driver<'_> {
             answer: Answer::Booked,
             no_show,
         });
-        let at = self.clock.now() + minutes(delay);
-        if let (true, Some(token)) = (
-            cancels && at < self.log.offers[offer].ends_at,
-            booking_token,
-        ) {
-            self.schedule(at, Action::CancelBooking { invitation, token });
+        let now = self.clock.now();
+        let at = now + minutes(delay);
+        let ends_at = self.log.offers[offer].ends_at;
+        let Some(token) = booking_token else {
+            return;
+        };
+        if cancels && at < ends_at {
+            self.schedule(
+                at,
+                Action::CancelBooking {
+                    invitation,
+                    token: token.clone(),
+                },
+            );
         }
+        self.schedule(
+            (ends_at - Duration::minutes(1)).max(now),
+            Action::Attend {
+                invitation,
+                token,
+                no_show,
+            },
+        );
     }
 
     /// The matcher and the mail delivery, until idle; then the people read their mail.

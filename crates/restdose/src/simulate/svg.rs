@@ -56,7 +56,7 @@ fn frame(out: &mut String, title: &str, x_label: &str, x_max: f64, y_max: f64) {
             x2 = LEFT + w,
             tx = LEFT - 4.0,
             ty = y + 4.0,
-            v = if y_max < 10.0 {
+            v = if y_max <= 10.0 {
                 format!("{v:.1}")
             } else {
                 format!("{v:.0}")
