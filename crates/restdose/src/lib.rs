@@ -5,6 +5,7 @@
 pub mod config;
 mod keys;
 pub mod keys_cli;
+pub mod simulate;
 pub mod workers;
 
 use anyhow::Context;

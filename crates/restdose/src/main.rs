@@ -72,6 +72,43 @@ enum Command {
         #[command(subcommand)]
         action: admin_cli::AdminAction,
     },
+    /// Simulate a day or a week of the service, deterministically, and write a report.
+    #[command(long_about = SIMULATE_ABOUT)]
+    Simulate(SimulateArgs),
+}
+
+const SIMULATE_ABOUT: &str = "Simulate a day or a week of the service and write a report.\n\n\
+People sign up and confirm, practices post and cancel offers, the matcher invites in waves and \
+people claim, decline, ignore or cancel: all through the real use cases, on a fresh database, \
+with a simulated clock and a mailer that records mails instead of sending them. Everything the \
+simulation decides is drawn from the seed, so the same seed and backend give the same figures.\n\n\
+SCENARIO is a built-in name (quiet-day, rush-day, dead-addresses) or a path to a TOML file \
+(format: docs/simulation.md). Each run writes report.md, figures.json and SVG charts to its \
+output folder and prints a short summary. Needs no configuration file.";
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// Scenarios to run, one after the other: built-in names or TOML files.
+    #[arg(required = true, value_name = "SCENARIO")]
+    scenarios: Vec<String>,
+    /// Storage backend: a fresh temporary SQLite file, or a fresh PostgreSQL database created
+    /// through --database-url and dropped afterwards.
+    #[arg(long, value_enum, default_value = "sqlite")]
+    backend: restdose::simulate::Backend,
+    /// PostgreSQL server URL allowed to create databases (postgres backend only).
+    #[arg(
+        long,
+        env = "RESTDOSE_SIMULATE_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    database_url: String,
+    /// Seed for everything the simulation decides (default: the scenario's own).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Output folder (default: ./data/simulations/<scenario>-<seed>/). With several scenarios,
+    /// each gets a subfolder <scenario>-<seed> of it.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -100,6 +137,9 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     // Commands that need no configuration.
+    if let Some(Command::Simulate(args)) = &cli.command {
+        return simulate(args);
+    }
     match &cli.command {
         Some(Command::Config {
             action: ConfigAction::Example,
@@ -175,8 +215,51 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 action: GeoAction::Import { file },
             }) => geo_import(&config, &file).await,
             Some(Command::Admin { action }) => admin_cli::run(&config, action).await,
-            Some(Command::Config { .. }) => Ok(()),
+            Some(Command::Config { .. } | Command::Simulate(_)) => Ok(()),
         }
+    })
+}
+
+fn simulate(args: &SimulateArgs) -> anyhow::Result<()> {
+    use restdose::simulate::{RunRequest, Scenario, default_out, simulate, summary_line};
+    // Load every scenario first: a typo in the third must not wait for two runs.
+    let scenarios = args
+        .scenarios
+        .iter()
+        .map(|s| Scenario::load(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        for scenario in &scenarios {
+            let seed = args.seed.unwrap_or(scenario.seed);
+            let out = match (&args.out, scenarios.len()) {
+                (Some(dir), 1) => dir.clone(),
+                (Some(dir), _) => dir.join(format!("{}-{seed}", scenario.name)),
+                (None, _) => default_out(&scenario.name, seed),
+            };
+            let summary = simulate(&RunRequest {
+                scenario,
+                seed,
+                backend: args.backend,
+                admin_url: &args.database_url,
+                out: &out,
+            })
+            .await?;
+            println!(
+                "{}",
+                summary_line(&scenario.name, seed, args.backend, &summary)
+            );
+        }
+        Ok(())
     })
 }
 
