@@ -12,7 +12,7 @@ use super::log::MailKind;
 /// The error for a mail the receiving server refused for good. One line to change when
 /// `MailError` gets a permanent-failure variant (e.g. `MailError::Permanent(..)`).
 fn permanent_bounce() -> MailError {
-    MailError::Delivery("SMTP permanent rejection (550)".into())
+    MailError::Permanent("SMTP permanent rejection (550)".into())
 }
 
 /// One mail as the simulated recipient sees it.

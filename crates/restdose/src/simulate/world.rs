@@ -114,10 +114,7 @@ pub async fn services(
     })
 }
 
-/// The most invitations one person may get in 24 hours. Until the matcher policy has a field
-/// for it, the figure uses 10; after the merge this becomes
-/// `services.matcher.max_invitations_per_day`.
+/// The most invitations one person may get in 24 hours: the matcher's own cap.
 pub fn daily_invitation_cap(services: &Services) -> u32 {
-    let _ = &services.matcher;
-    10
+    services.matcher.max_invitations_per_day
 }
