@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use super::log::MailKind;
 
-/// The error for a mail the receiving server refused for good. One line to change when
-/// `MailError` gets a permanent-failure variant (e.g. `MailError::Permanent(..)`).
+/// The error for a mail the receiving server refused for good (SMTP 550).
 fn permanent_bounce() -> MailError {
     MailError::Permanent("SMTP permanent rejection (550)".into())
 }
