@@ -552,20 +552,30 @@ impl MatcherStore for PgStore {
 
     #[tracing::instrument(skip_all)]
     async fn claim_all_taken(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<bool> {
-        let missed = sqlx::query(
-            "UPDATE invitations i SET status = 'missed', answered_at = $2 \
-             WHERE i.token_hash = $1 AND i.status IN ('open', 'withdrawn') AND i.expires_at > $2 \
-               AND EXISTS (SELECT 1 FROM offers o WHERE o.id = i.offer_id \
-                   AND o.status = 'open' AND o.ends_at > $2 AND o.claimed >= o.doses) \
-               AND NOT EXISTS (SELECT 1 FROM bookings b WHERE b.registrant_id = i.registrant_id \
-                   AND b.status IN ('booked', 'checked_in'))",
+        // One statement: the late click, and (an answer shows the person reads their mail)
+        // their unanswered count starting again.
+        let missed: i64 = sqlx::query_scalar(
+            "WITH missed AS ( \
+                 UPDATE invitations i SET status = 'missed', answered_at = $2 \
+                 WHERE i.token_hash = $1 AND i.status IN ('open', 'withdrawn') \
+                   AND i.expires_at > $2 \
+                   AND EXISTS (SELECT 1 FROM offers o WHERE o.id = i.offer_id \
+                       AND o.status = 'open' AND o.ends_at > $2 AND o.claimed >= o.doses) \
+                   AND NOT EXISTS (SELECT 1 FROM bookings b \
+                       WHERE b.registrant_id = i.registrant_id \
+                       AND b.status IN ('booked', 'checked_in')) \
+                 RETURNING i.registrant_id), \
+             reset AS ( \
+                 UPDATE registrants SET unanswered_in_a_row = 0 \
+                 WHERE id IN (SELECT registrant_id FROM missed) AND unanswered_in_a_row <> 0) \
+             SELECT count(*) FROM missed",
         )
         .bind(hash)
         .bind(now)
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await
         .map_err(db_error)?;
-        Ok(missed.rows_affected() > 0)
+        Ok(missed > 0)
     }
 
     #[tracing::instrument(skip_all, fields(registrant))]
@@ -957,12 +967,7 @@ async fn claim_on(store: &PgStore, claim: &NewClaim) -> StoreResult<ClaimOutcome
             if !offer_is_running(&mut tx, invitation.offer_id, claim.now).await? {
                 return Ok(ClaimOutcome::Expired);
             }
-            sqlx::query("UPDATE invitations SET status = 'missed', answered_at = $2 WHERE id = $1")
-                .bind(invitation.id)
-                .bind(claim.now)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            mark_missed(&mut tx, invitation.id, invitation.registrant_id, claim.now).await?;
             tx.commit().await.map_err(db_error)?;
             return Ok(ClaimOutcome::AllTaken);
         }
@@ -1002,12 +1007,7 @@ async fn claim_on(store: &PgStore, claim: &NewClaim) -> StoreResult<ClaimOutcome
         if !offer_is_running(&mut tx, invitation.offer_id, claim.now).await? {
             return Ok(ClaimOutcome::Expired);
         }
-        sqlx::query("UPDATE invitations SET status = 'missed', answered_at = $2 WHERE id = $1")
-            .bind(invitation.id)
-            .bind(claim.now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        mark_missed(&mut tx, invitation.id, invitation.registrant_id, claim.now).await?;
         tx.commit().await.map_err(db_error)?;
         return Ok(ClaimOutcome::AllTaken);
     };
@@ -1082,6 +1082,28 @@ pub(crate) async fn withdraw_open_invitations(
     .execute(&mut *conn)
     .await
     .map_err(db_error)?;
+    Ok(())
+}
+
+/// A click that came too late (every dose taken): the invitation is `missed`, and like any
+/// answer it shows the person reads their mail, so their unanswered count starts again.
+async fn mark_missed(
+    conn: &mut PgConnection,
+    invitation_id: Uuid,
+    registrant_id: Uuid,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE invitations SET status = 'missed', answered_at = $2 WHERE id = $1")
+        .bind(invitation_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    sqlx::query("UPDATE registrants SET unanswered_in_a_row = 0 WHERE id = $1")
+        .bind(registrant_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
     Ok(())
 }
 

@@ -507,21 +507,33 @@ impl MatcherStore for SqliteStore {
 
     #[tracing::instrument(skip_all)]
     async fn claim_all_taken(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<bool> {
-        let missed = sqlx::query(
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db_error)?;
+        let missed: Option<Uuid> = sqlx::query_scalar(
             "UPDATE invitations SET status = 'missed', answered_at = ?2 \
              WHERE token_hash = ?1 AND status IN ('open', 'withdrawn') AND expires_at > ?2 \
                AND EXISTS (SELECT 1 FROM offers o WHERE o.id = invitations.offer_id \
                    AND o.status = 'open' AND o.ends_at > ?2 AND o.claimed >= o.doses) \
                AND NOT EXISTS (SELECT 1 FROM bookings b \
                    WHERE b.registrant_id = invitations.registrant_id \
-                   AND b.status IN ('booked', 'checked_in'))",
+                   AND b.status IN ('booked', 'checked_in')) \
+             RETURNING registrant_id",
         )
         .bind(hash)
         .bind(millis(now))
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
-        Ok(missed.rows_affected() > 0)
+        let Some(registrant) = missed else {
+            return Ok(false);
+        };
+        // An answer, even a late one, shows the person still reads their mail.
+        sqlx::query("UPDATE registrants SET unanswered_in_a_row = 0 WHERE id = ?1")
+            .bind(registrant)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
     }
 
     #[tracing::instrument(skip_all, fields(registrant))]
@@ -901,12 +913,7 @@ async fn claim_on(store: &SqliteStore, claim: &NewClaim) -> StoreResult<ClaimOut
             if !offer_is_running(&mut tx, invitation.offer_id, now).await? {
                 return Ok(ClaimOutcome::Expired);
             }
-            sqlx::query("UPDATE invitations SET status = 'missed', answered_at = ?2 WHERE id = ?1")
-                .bind(invitation.id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            mark_missed(&mut tx, invitation.id, invitation.registrant_id, now).await?;
             tx.commit().await.map_err(db_error)?;
             return Ok(ClaimOutcome::AllTaken);
         }
@@ -939,12 +946,7 @@ async fn claim_on(store: &SqliteStore, claim: &NewClaim) -> StoreResult<ClaimOut
     .await
     .map_err(db_error)?;
     let Some(filled) = taken else {
-        sqlx::query("UPDATE invitations SET status = 'missed', answered_at = ?2 WHERE id = ?1")
-            .bind(invitation.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        mark_missed(&mut tx, invitation.id, invitation.registrant_id, now).await?;
         tx.commit().await.map_err(db_error)?;
         return Ok(ClaimOutcome::AllTaken);
     };
@@ -1019,6 +1021,28 @@ pub(crate) async fn withdraw_open_invitations(
     .execute(&mut *conn)
     .await
     .map_err(db_error)?;
+    Ok(())
+}
+
+/// A click that came too late (every dose taken): the invitation is `missed`, and like any
+/// answer it shows the person reads their mail, so their unanswered count starts again.
+async fn mark_missed(
+    conn: &mut SqliteConnection,
+    invitation_id: Uuid,
+    registrant_id: Uuid,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE invitations SET status = 'missed', answered_at = ?2 WHERE id = ?1")
+        .bind(invitation_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    sqlx::query("UPDATE registrants SET unanswered_in_a_row = 0 WHERE id = ?1")
+        .bind(registrant_id)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error)?;
     Ok(())
 }
 

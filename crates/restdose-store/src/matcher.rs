@@ -330,7 +330,8 @@ pub trait MatcherStore: Send + Sync {
 
     async fn invitation_by_token(&self, hash: &[u8]) -> StoreResult<Option<Invitation>>;
 
-    /// Claims a dose, atomically (see the module contract). On `Booked` also: the invitation
+    /// Claims a dose, atomically (see the module contract). `AllTaken` marks the invitation
+    /// `Missed` and resets the person's unanswered count. On `Booked` also: the invitation
     /// becomes `Claimed` (answered_at = now), the person's `unanswered_in_a_row` resets to 0,
     /// and the confirmation mail is in the outbox; when that was the last dose, the offer's
     /// other open invitations become `Withdrawn` and their people's throttle is lifted
@@ -339,10 +340,11 @@ pub trait MatcherStore: Send + Sync {
     /// `Expired` after.
     async fn claim(&self, claim: &NewClaim) -> StoreResult<ClaimOutcome>;
 
-    /// The cheap answer to a claim on a full offer, one conditional statement: when the
-    /// invitation is open or withdrawn and unexpired, its offer running with every dose claimed and the
-    /// person holds no live booking, the invitation becomes `Missed` (answered_at = now) and
-    /// the result is true — what `claim` would have answered `AllTaken`. Otherwise nothing
+    /// The cheap answer to a claim on a full offer: when the invitation is open or withdrawn
+    /// and unexpired, its offer running with every dose claimed and the person holds no live
+    /// booking, the invitation becomes `Missed` (answered_at = now), the person's
+    /// `unanswered_in_a_row` resets to 0 (any answer shows they read their mail) and the result
+    /// is true — what `claim` would have answered `AllTaken`. Otherwise nothing
     /// changes and the result is false (the caller then runs the full `claim`).
     async fn claim_all_taken(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<bool>;
 

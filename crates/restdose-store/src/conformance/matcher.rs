@@ -1421,6 +1421,22 @@ pub async fn a_filled_offer_withdraws_its_open_invitations(store: &dyn MatcherCa
     for _ in 0..6 {
         people.push(waiting(store).await);
     }
+    // People 4 and 5 let an earlier invitation run out: one unanswered each.
+    let earlier = offer_at(store, 3, era - minutes(120)).await;
+    let silent = invite_until(
+        store,
+        earlier.id,
+        &people[3..5],
+        era - minutes(60),
+        era - minutes(30),
+    )
+    .await;
+    let expired = store
+        .expire_invitations(era - minutes(29), 10)
+        .await
+        .unwrap();
+    assert_eq!(expired.len(), silent.len());
+    assert!(expired.iter().all(|e| e.unanswered_in_a_row == 1));
     let t1 = era + minutes(1);
     let invs = invite(store, first.id, &people, t1).await;
     for inv in &invs[..2] {
@@ -1489,8 +1505,24 @@ pub async fn a_filled_offer_withdraws_its_open_invitations(store: &dyn MatcherCa
     for p in &people[3..] {
         assert_eq!(super::get(store, *p).await.status, RegistrantStatus::Active);
     }
-    // The person who declined before the fill keeps their answer (and their throttle).
     assert_eq!(progress(store, first.id).await.claimed, 3);
+    // The late clicks were answers: people 4 and 5 start counting silences again.
+    let t3 = invs[5].expires_at + minutes(2);
+    let again = invite(store, next.id, &people[3..5], t3).await;
+    let mut counted = store
+        .expire_invitations(again[0].expires_at, 10)
+        .await
+        .unwrap();
+    counted.sort_by_key(|e| e.registrant_id);
+    let mut expected: Vec<(Uuid, i32)> = people[3..5].iter().map(|p| (*p, 1)).collect();
+    expected.sort();
+    assert_eq!(
+        counted
+            .iter()
+            .map(|e| (e.registrant_id, e.unanswered_in_a_row))
+            .collect::<Vec<_>>(),
+        expected
+    );
 }
 
 /// The daily cap: a person with `max_invitations_since` invitations after `counted_since` is no
