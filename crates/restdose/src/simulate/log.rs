@@ -140,6 +140,8 @@ pub struct Log {
     /// The matcher's throttle and daily cap, for the definition of "free".
     pub throttle: Duration,
     pub daily_cap: u32,
+    /// Silences in a row that pause a person (the matcher's `pause_after_unanswered`).
+    pub pause_after: u32,
     pub people: Vec<PersonInfo>,
     pub offers: Vec<OfferInfo>,
     pub invitations: Vec<InvitationInfo>,

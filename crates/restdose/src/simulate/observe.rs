@@ -15,15 +15,17 @@
 //! - **eligible** (at t): confirmed, not paused, not known undeliverable (a mail to them
 //!   bounced at or before t), and free.
 //! - **wasted while a willing person was in reach**: the wasted doses of an offer for which, at
-//!   the end of some step while it was open with doses left and at least one claim window
-//!   before its end, an eligible person whose profile answers ("willing") was in reach and had
-//!   never been invited to it.
+//!   the end of some step while it was open with doses left, at least one claim window before
+//!   its end, and fewer invitations awaiting an answer than doses left (the matcher was not
+//!   asking enough people), an eligible person whose profile answers ("willing") was in reach
+//!   and had never been invited to it.
 //! - **line-order inversion**: a booking by P at offer O whose invitation was created at t,
 //!   when at t (before that wave) some eligible Q in reach of O, who signed up before P, had
 //!   never been invited to O (nor in that wave).
-//! - **wrongful pause**: a pause to which an invitation contributed (one that ended in silence
-//!   after the person's last claim or decline) whose offer filled, closed or was cancelled
-//!   while it was open.
+//! - **wrongful pause**: a pause that needed an invitation whose offer filled, closed or was
+//!   cancelled while it was open and unanswered: among the person's invitations since their
+//!   last answer (claim, decline, or a click that came too late) that ran out, fewer than the
+//!   matcher's `pause_after_unanswered` ran out while their offer still wanted an answer.
 //! - **time to fill**: offer posted → last placed dose booked, for offers fully placed at the end.
 
 use chrono::{DateTime, Duration, Utc};
@@ -267,6 +269,7 @@ pub fn figures(log: &Log) -> Figures {
                 ..
             } => {
                 t.waves += 1;
+                if std::env::var("SIMDBG").is_ok() { eprintln!("DBG wave offer={offer} at={} n={} last={last_call} ob={overbooking:.2}", (at-log.start).num_minutes(), invitations.len()); }
                 if *last_call {
                     t.last_call_waves += 1;
                 }
@@ -396,18 +399,20 @@ pub fn figures(log: &Log) -> Figures {
                 }
                 r.people[*person].paused = true;
                 hourly[hour_of(at)].pauses += 1;
-                // The invitations that ended in silence since the last real answer.
-                let mut wrongful = false;
+                // The pause needs `pause_after` silences since the person's last answer
+                // (claim, decline, or a click that came too late). It was wrongful if it could
+                // not have come without an invitation whose offer filled, closed or was
+                // cancelled while it was open: fewer real silences than that among them.
+                let (mut silences, mut ended) = (0u32, 0u32);
                 for &i in r.people[*person].invitations.iter().rev() {
                     match r.invitations[i].answer {
-                        Some(Answer::Booked | Answer::Declined) => break,
-                        Some(_) => continue,
-                        None if log.invitations[i].expires_at <= at => {
-                            wrongful |= r.invitations[i].gone_while_open;
-                        }
-                        None => {}
+                        Some(Answer::Booked | Answer::Declined | Answer::Missed) => break,
+                        _ if log.invitations[i].expires_at > at => {}
+                        _ if r.invitations[i].gone_while_open => ended += 1,
+                        _ => silences += 1,
                     }
                 }
+                let wrongful = ended > 0 && silences < log.pause_after;
                 if wrongful {
                     hourly[hour_of(at)].wrongful_pauses += 1;
                 }
@@ -435,12 +440,29 @@ pub fn figures(log: &Log) -> Figures {
                     {
                         continue;
                     }
+                    // Still waiting for as many answers as doses are left: the matcher is
+                    // asking enough people; the doses are not yet at risk from its side.
+                    let pending = r.offers[offer]
+                        .invitations
+                        .iter()
+                        .filter(|&&i| {
+                            r.invitations[i].answer.is_none()
+                                && log.invitations[i].expires_at > at
+                        })
+                        .count() as i64;
+                    if pending >= i64::from(info.doses - r.offers[offer].booked) {
+                        continue;
+                    }
                     let missed = info.reach.iter().any(|(q, _)| {
                         log.people[*q].willing
                             && !r.offers[offer].invited.contains(q)
                             && r.eligible(*q, at)
                     });
                     r.offers[offer].willing_missed = missed;
+                    if missed && std::env::var("SIMDBG").is_ok() {
+                        let who: Vec<usize> = info.reach.iter().map(|(q, _)| *q).filter(|q| log.people[*q].willing && !r.offers[offer].invited.contains(q) && r.eligible(*q, at)).collect();
+                        eprintln!("DBG missed offer={offer} at={} left={} booked={}/{} invited={} who={:?}", (at - log.start).num_minutes(), (info.ends_at - at).num_minutes(), r.offers[offer].booked, info.doses, r.offers[offer].invitations.len(), &who[..who.len().min(5)]);
+                    }
                 }
             }
         }
@@ -476,6 +498,7 @@ pub fn figures(log: &Log) -> Figures {
             let wasted = (i64::from(info.doses) - placed_n).max(0);
             hourly[hour_of(info.ends_at)].wasted += wasted;
             if state.willing_missed {
+                if std::env::var("SIMDBG").is_ok() && wasted > 0 { eprintln!("DBG wasted offer={o} wasted={wasted} doses={} posted={} starts={} ends={} claim={} invitations={}", info.doses, (info.posted_at-log.start).num_minutes(), (info.starts_at-log.start).num_minutes(), (info.ends_at-log.start).num_minutes(), info.claim_minutes, state.invitations.len()); }
                 hourly[hour_of(info.ends_at)].wasted_while_willing += wasted;
             }
         }
@@ -577,6 +600,7 @@ mod tests {
             tick: Duration::minutes(1),
             throttle: Duration::minutes(30),
             daily_cap: 10,
+            pause_after: 3,
             people: vec![person(-300), person(-200), person(-100)],
             offers: vec![OfferInfo {
                 posted_at: at(0),
@@ -756,6 +780,28 @@ mod tests {
         let inv = b.wave(0, 1, &[0, 1]);
         b.answer(3, inv[1], Answer::Booked);
         b.push(16, Event::Paused { person: 0 });
+        let f = figures(&b.log);
+        assert_eq!((f.totals.pauses, f.totals.wrongful_pauses), (1, 0));
+    }
+
+    #[test]
+    fn a_pause_after_three_real_silences_is_not_wrongful_with_a_filled_offer_among_them() {
+        let mut log = world(1);
+        for _ in 0..3 {
+            let mut other = log.offers[0].clone();
+            other.doses = 5;
+            log.offers.push(other);
+        }
+        let mut b = Builder::new(log);
+        for offer in 0..4 {
+            b.offer(offer);
+        }
+        let filled = b.wave(0, 1, &[0, 1]);
+        b.answer(3, filled[1], Answer::Booked);
+        for (offer, minute) in [(1, 20), (2, 40), (3, 60)] {
+            b.wave(offer, minute, &[0]);
+        }
+        b.push(100, Event::Paused { person: 0 });
         let f = figures(&b.log);
         assert_eq!((f.totals.pauses, f.totals.wrongful_pauses), (1, 0));
     }

@@ -545,6 +545,7 @@ pub async fn run(
             tick,
             throttle: services.matcher.throttle,
             daily_cap,
+            pause_after: u32::try_from(services.matcher.pause_after_unanswered).unwrap_or(0),
             people,
             offers: Vec::new(),
             invitations: Vec::new(),
