@@ -35,7 +35,8 @@ pub struct MatcherPolicy {
     pub throttle: Duration,
     /// A worker holds an offer this long while it prepares a wave.
     pub lease: Duration,
-    /// When no one qualifies, look again after this.
+    /// When no one (or too few) qualified, look again after this: people become free all the
+    /// time (answers, fills elsewhere), and a dose must not wait long for them.
     pub retry_empty: Duration,
     /// How far back the area's acceptance history reaches.
     pub area_history: Duration,
@@ -53,7 +54,7 @@ impl Default for MatcherPolicy {
             wave: WavePolicy::default(),
             throttle: Duration::minutes(30),
             lease: Duration::seconds(60),
-            retry_empty: Duration::minutes(5),
+            retry_empty: Duration::minutes(1),
             area_history: Duration::days(30),
             pause_after_unanswered: 3,
             max_invitations_per_day: 10,
@@ -78,6 +79,9 @@ pub enum WaveOutcome {
     NoCandidates { offer_id: Uuid },
     /// The offer looked full, but a dose came back before it could be parked: due again now.
     DoseReturned { offer_id: Uuid },
+    /// As many people as the wave would invite are still asked; looked at again when the
+    /// first of their invitations runs out.
+    AwaitingAnswers { offer_id: Uuid },
     /// The practice is not approved (any more); looked at again later.
     PracticeNotApproved { offer_id: Uuid },
 }
@@ -202,9 +206,22 @@ impl Services {
             acceptance.area.answered + acceptance.offer.answered,
             acceptance.area.accepted + acceptance.offer.accepted,
         );
+        // A wave tops up to its size: people still asked (an earlier wave's window not over,
+        // e.g. after someone declined) count towards it.
+        let (awaiting, first_expiry) = self.store.awaiting_answers(offer.id, now).await?;
         let size = policy
             .wave
-            .wave_size(remaining as u32, overbooking, last_call);
+            .wave_size(remaining as u32, overbooking, last_call)
+            .saturating_sub(awaiting as usize);
+        if size == 0 {
+            self.store
+                .reschedule_offer(
+                    offer.id,
+                    Some(first_expiry.unwrap_or(now + policy.retry_empty)),
+                )
+                .await?;
+            return Ok(Some(WaveOutcome::AwaitingAnswers { offer_id: offer.id }));
+        }
         let postcodes: Vec<(String, f32)> = self
             .neighbours
             .within(&offer.postcode, f64::from(offer.radius_km))
@@ -230,6 +247,13 @@ impl Services {
         }
 
         let expires_at = (now + claim_window).min(offer.ends_at);
+        // Fewer people than wanted: look again soon for more (people become free all the
+        // time); otherwise when this wave's answers are due.
+        let next_wave_at = if candidates.len() < size {
+            (now + policy.retry_empty).min(expires_at)
+        } else {
+            expires_at
+        };
         let window = self.format_window(offer.starts_at, offer.ends_at);
         let answer_by = self.local_time(expires_at);
         let practice_address = address(&practice);
@@ -287,7 +311,7 @@ impl Services {
                 wave,
                 last_call,
                 created_at: now,
-                next_wave_at: expires_at,
+                next_wave_at,
                 claimed_seen: progress.claimed,
                 invitations,
             })

@@ -484,6 +484,25 @@ impl MatcherStore for PgStore {
         Ok(parked)
     }
 
+    #[tracing::instrument(skip_all, fields(offer = %offer_id))]
+    async fn awaiting_answers(
+        &self,
+        offer_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(u32, Option<DateTime<Utc>>)> {
+        let (n, earliest): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(expires_at) FROM invitations \
+             WHERE offer_id = $1 AND status = 'open' AND expires_at > $2",
+        )
+        .bind(offer_id)
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let n = u32::try_from(n).map_err(|_| corrupt(format!("offer {offer_id}: {n} awaiting")))?;
+        Ok((n, earliest))
+    }
+
     #[tracing::instrument(skip_all, fields(area = %area, offer = %offer_id))]
     async fn acceptance(
         &self,
@@ -581,17 +600,17 @@ impl MatcherStore for PgStore {
     #[tracing::instrument(skip_all, fields(registrant))]
     async fn decline(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let registrant: Option<Uuid> = sqlx::query_scalar(
+        let answered: Option<(Uuid, Uuid)> = sqlx::query_as(
             "UPDATE invitations SET status = 'declined', answered_at = $2 \
              WHERE token_hash = $1 AND status = 'open' AND expires_at > $2 \
-             RETURNING registrant_id",
+             RETURNING registrant_id, offer_id",
         )
         .bind(hash)
         .bind(now)
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
-        let Some(registrant) = registrant else {
+        let Some((registrant, offer_id)) = answered else {
             return Ok(false);
         };
         tracing::Span::current().record("registrant", tracing::field::display(registrant));
@@ -602,6 +621,17 @@ impl MatcherStore for PgStore {
             .await
             .map_err(db_error)?;
         tx.commit().await.map_err(db_error)?;
+        // Someone else may take the place at once. A scheduling hint only, after the commit
+        // and holding no lock: if it is lost, the next wave comes when the window ends.
+        sqlx::query(
+            "UPDATE offers SET next_wave_at = $2 \
+             WHERE id = $1 AND status = 'open' AND claimed < doses AND next_wave_at > $2",
+        )
+        .bind(offer_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error)?;
         Ok(true)
     }
 

@@ -317,6 +317,14 @@ pub trait MatcherStore: Send + Sync {
     /// then keeps the time the cancellation gave it.
     async fn park_full_offer(&self, offer_id: Uuid) -> StoreResult<bool>;
 
+    /// Invitations of the offer still awaiting an answer at `now` (open, unexpired), and the
+    /// earliest time one of them runs out.
+    async fn awaiting_answers(
+        &self,
+        offer_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(u32, Option<DateTime<Utc>>)>;
+
     /// Answers to invitations created since `since` in offers at postcodes starting with `area`,
     /// and to all invitations of `offer_id` (see `AnswerCounts`).
     async fn acceptance(
@@ -348,8 +356,9 @@ pub trait MatcherStore: Send + Sync {
     /// changes and the result is false (the caller then runs the full `claim`).
     async fn claim_all_taken(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<bool>;
 
-    /// Declines an open, unexpired invitation (resets the person's unanswered count); false
-    /// otherwise.
+    /// Declines an open, unexpired invitation (resets the person's unanswered count) and makes
+    /// its offer due at once if it is open with doses left (the matcher asks someone in the
+    /// decliner's place instead of waiting for the wave's window to end); false otherwise.
     async fn decline(&self, hash: &[u8], now: DateTime<Utc>) -> StoreResult<bool>;
 
     /// Marks open invitations with `expires_at ≤ now` as expired (at most `limit`), adds one to

@@ -1621,6 +1621,67 @@ pub async fn a_dose_freed_while_the_matcher_works_is_offered_again(store: &dyn M
     );
 }
 
+/// `awaiting_answers` counts the offer's open, unexpired invitations and their earliest end; a
+/// decline makes an open offer with doses left due at once (someone else may take the place).
+pub async fn a_decline_makes_its_offer_due_and_awaiting_answers_counts_the_rest(
+    store: &dyn MatcherCaseStore,
+) {
+    let offer = offer(store, 1).await;
+    let (a, b, c) = (
+        waiting(store).await,
+        waiting(store).await,
+        waiting(store).await,
+    );
+    let t1 = t0() + minutes(1);
+    let early = invite_until(store, offer.id, &[a], t1, t1 + minutes(10)).await;
+    let late = invite_until(store, offer.id, &[b, c], t1 + ms(1), t1 + minutes(20)).await;
+    assert_eq!(
+        store
+            .awaiting_answers(offer.id, t1 + minutes(2))
+            .await
+            .unwrap(),
+        (3, Some(t1 + minutes(10)))
+    );
+    // The wave's own time (30 minutes on) until someone declines.
+    assert_eq!(
+        progress(store, offer.id).await.next_wave_at,
+        Some(t1 + ms(1) + minutes(30))
+    );
+    let t2 = t1 + minutes(3);
+    assert!(store.decline(&late[0].token_hash, t2).await.unwrap());
+    assert_eq!(progress(store, offer.id).await.next_wave_at, Some(t2));
+    assert_eq!(
+        store.awaiting_answers(offer.id, t2).await.unwrap(),
+        (2, Some(t1 + minutes(10)))
+    );
+    // Past the first one's end it no longer counts, even before the expiry marks it.
+    assert_eq!(
+        store
+            .awaiting_answers(offer.id, early[0].expires_at)
+            .await
+            .unwrap(),
+        (1, Some(t1 + minutes(20)))
+    );
+    assert_eq!(
+        store.awaiting_answers(Uuid::new_v4(), t2).await.unwrap(),
+        (0, None)
+    );
+    // A full offer is not made due by a decline (nothing to take).
+    assert_eq!(
+        claim(store, &new_claim(&late[1], t2 + ms(1))).await,
+        ClaimOutcome::Booked
+    );
+    assert!(store.park_full_offer(offer.id).await.unwrap());
+    assert!(
+        !store
+            .decline(&early[0].token_hash, t2 + ms(2))
+            .await
+            .unwrap(),
+        "withdrawn by the fill"
+    );
+    assert_eq!(progress(store, offer.id).await.next_wave_at, None);
+}
+
 /// A practice's cancellation writes each holder's mail in its own transaction; a holder without
 /// a prepared mail (booked meanwhile) makes it write nothing. Runs in 2049 (it expires nothing,
 /// but its withdrawn invitations must stay out of other cases' way).
