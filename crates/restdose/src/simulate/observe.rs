@@ -18,7 +18,8 @@
 //!   the end of some step while it was open with doses left, at least one claim window before
 //!   its end, and fewer invitations awaiting an answer than doses left (the matcher was not
 //!   asking enough people), an eligible person whose profile answers ("willing") was in reach
-//!   and had never been invited to it.
+//!   and had never been invited to it — at the end of that step and of the one before (the
+//!   matcher ran in between and could have asked them).
 //! - **line-order inversion**: a booking by P at offer O whose invitation was created at t,
 //!   when at t (before that wave) some eligible Q in reach of O, who signed up before P, had
 //!   never been invited to O (nor in that wave).
@@ -139,6 +140,8 @@ struct OfferState {
     invited: HashSet<usize>,
     invitations: Vec<usize>,
     willing_missed: bool,
+    /// Willing, eligible, uninvited people in reach at the end of the previous step.
+    missed_last_step: HashSet<usize>,
 }
 
 struct Replay<'a> {
@@ -269,7 +272,6 @@ pub fn figures(log: &Log) -> Figures {
                 ..
             } => {
                 t.waves += 1;
-                if std::env::var("SIMDBG").is_ok() { eprintln!("DBG wave offer={offer} at={} n={} last={last_call} ob={overbooking:.2}", (at-log.start).num_minutes(), invitations.len()); }
                 if *last_call {
                     t.last_call_waves += 1;
                 }
@@ -433,11 +435,14 @@ pub fn figures(log: &Log) -> Figures {
             Event::Tick => {
                 for offer in 0..log.offers.len() {
                     let info = &log.offers[offer];
-                    if r.offers[offer].willing_missed
-                        || !r.offer_open(offer, at)
+                    if r.offers[offer].willing_missed {
+                        continue;
+                    }
+                    if !r.offer_open(offer, at)
                         || r.offers[offer].booked >= info.doses
                         || at + Duration::minutes(info.claim_minutes) > info.ends_at
                     {
+                        r.offers[offer].missed_last_step.clear();
                         continue;
                     }
                     // Still waiting for as many answers as doses are left: the matcher is
@@ -446,23 +451,32 @@ pub fn figures(log: &Log) -> Figures {
                         .invitations
                         .iter()
                         .filter(|&&i| {
-                            r.invitations[i].answer.is_none()
-                                && log.invitations[i].expires_at > at
+                            r.invitations[i].answer.is_none() && log.invitations[i].expires_at > at
                         })
                         .count() as i64;
                     if pending >= i64::from(info.doses - r.offers[offer].booked) {
+                        r.offers[offer].missed_last_step.clear();
                         continue;
                     }
-                    let missed = info.reach.iter().any(|(q, _)| {
-                        log.people[*q].willing
-                            && !r.offers[offer].invited.contains(q)
-                            && r.eligible(*q, at)
-                    });
+                    // Passed over for a whole step: the person was free and uninvited at the
+                    // end of the previous step too, so the matcher ran in between and could
+                    // have asked them (someone freed late in a step, after the matcher ran,
+                    // is not its miss yet).
+                    let now_missed: HashSet<usize> = info
+                        .reach
+                        .iter()
+                        .map(|(q, _)| *q)
+                        .filter(|q| {
+                            log.people[*q].willing
+                                && !r.offers[offer].invited.contains(q)
+                                && r.eligible(*q, at)
+                        })
+                        .collect();
+                    let missed = now_missed
+                        .iter()
+                        .any(|q| r.offers[offer].missed_last_step.contains(q));
+                    r.offers[offer].missed_last_step = now_missed;
                     r.offers[offer].willing_missed = missed;
-                    if missed && std::env::var("SIMDBG").is_ok() {
-                        let who: Vec<usize> = info.reach.iter().map(|(q, _)| *q).filter(|q| log.people[*q].willing && !r.offers[offer].invited.contains(q) && r.eligible(*q, at)).collect();
-                        eprintln!("DBG missed offer={offer} at={} left={} booked={}/{} invited={} who={:?}", (at - log.start).num_minutes(), (info.ends_at - at).num_minutes(), r.offers[offer].booked, info.doses, r.offers[offer].invitations.len(), &who[..who.len().min(5)]);
-                    }
                 }
             }
         }
@@ -498,7 +512,6 @@ pub fn figures(log: &Log) -> Figures {
             let wasted = (i64::from(info.doses) - placed_n).max(0);
             hourly[hour_of(info.ends_at)].wasted += wasted;
             if state.willing_missed {
-                if std::env::var("SIMDBG").is_ok() && wasted > 0 { eprintln!("DBG wasted offer={o} wasted={wasted} doses={} posted={} starts={} ends={} claim={} invitations={}", info.doses, (info.posted_at-log.start).num_minutes(), (info.starts_at-log.start).num_minutes(), (info.ends_at-log.start).num_minutes(), info.claim_minutes, state.invitations.len()); }
                 hourly[hour_of(info.ends_at)].wasted_while_willing += wasted;
             }
         }
@@ -813,6 +826,9 @@ mod tests {
         let inv = b.wave(0, 1, &[0]);
         b.answer(3, inv[0], Answer::Booked);
         b.push(4, Event::Tick);
+        // One step is not yet a miss: the matcher may not have run since they became free.
+        assert_eq!(figures(&b.log).totals.wasted_while_willing, 0);
+        b.push(5, Event::Tick);
         let f = figures(&b.log);
         assert_eq!(
             (f.totals.offered, f.totals.placed, f.totals.wasted),
@@ -826,6 +842,7 @@ mod tests {
         let inv = b.wave(0, 1, &[0, 1, 2]);
         b.answer(3, inv[0], Answer::Booked);
         b.push(4, Event::Tick);
+        b.push(5, Event::Tick);
         let f = figures(&b.log);
         assert_eq!((f.totals.wasted, f.totals.wasted_while_willing), (2, 0));
     }
