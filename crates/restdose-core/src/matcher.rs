@@ -197,7 +197,12 @@ impl Services {
         let area: String = offer.postcode.chars().take(2).collect();
         let acceptance = self
             .store
-            .acceptance(&area, now - policy.area_history, offer.id)
+            .acceptance(
+                &area,
+                now - policy.area_history,
+                offer.id,
+                policy.wave.quick_answer,
+            )
             .await?;
         // Learned from real answers only (claimed, clicked too late, declined, ignored), so it
         // falls as well as rises. The area's history includes this offer's own answers, so

@@ -106,6 +106,10 @@ pub struct WavePolicy {
     pub last_call_factor: f64,
     /// Never invite more than this many people in one wave.
     pub max_wave: usize,
+    /// A yes counts towards the acceptance rate only if it came within this share of the claim
+    /// window: waves are sized so that the doses are expected to be taken by then, not only by
+    /// the window's end (a fill within half a window instead of a second wave).
+    pub quick_answer: f64,
 }
 
 impl Default for WavePolicy {
@@ -117,6 +121,7 @@ impl Default for WavePolicy {
             prior_weight: 10.0,
             last_call_factor: 3.0,
             max_wave: 500,
+            quick_answer: 0.5,
         }
     }
 }

@@ -509,6 +509,7 @@ impl MatcherStore for PgStore {
         area: &str,
         since: DateTime<Utc>,
         offer_id: Uuid,
+        quick: f64,
     ) -> StoreResult<Acceptance> {
         // Only real answers count (see `AnswerCounts`).
         let (area_answered, area_accepted, offer_answered, offer_accepted): (i64, i64, i64, i64) =
@@ -522,7 +523,9 @@ impl MatcherStore for PgStore {
                      SELECT i.offer_id = $3 AS own, \
                          (starts_with(o.postcode, $1) AND i.created_at >= $2) AS in_area, \
                          i.status IN ('claimed', 'missed', 'declined', 'expired') AS answered, \
-                         i.status IN ('claimed', 'missed') AS accepted \
+                         (i.status IN ('claimed', 'missed') \
+                             AND i.answered_at - i.created_at \
+                                 <= o.claim_minutes * $4 * interval '1 minute') AS accepted \
                      FROM invitations i JOIN offers o ON o.id = i.offer_id \
                      WHERE (starts_with(o.postcode, $1) AND i.created_at >= $2) \
                          OR i.offer_id = $3) AS answers",
@@ -530,6 +533,7 @@ impl MatcherStore for PgStore {
             .bind(area)
             .bind(since)
             .bind(offer_id)
+            .bind(quick)
             .fetch_one(&self.pool)
             .await
             .map_err(db_error)?;

@@ -465,6 +465,7 @@ impl MatcherStore for SqliteStore {
         area: &str,
         since: DateTime<Utc>,
         offer_id: Uuid,
+        quick: f64,
     ) -> StoreResult<Acceptance> {
         // A prefix test without LIKE, so `%` and `_` in `area` mean nothing special. Only real
         // answers count (see `AnswerCounts`).
@@ -477,7 +478,9 @@ impl MatcherStore for SqliteStore {
                      SELECT i.offer_id = ?3 AS own, \
                          (substr(o.postcode, 1, length(?1)) = ?1 AND i.created_at >= ?2) AS in_area, \
                          i.status IN ('claimed', 'missed', 'declined', 'expired') AS answered, \
-                         i.status IN ('claimed', 'missed') AS accepted \
+                         (i.status IN ('claimed', 'missed') \
+                             AND i.answered_at - i.created_at <= o.claim_minutes * 60000.0 * ?4) \
+                             AS accepted \
                      FROM invitations i JOIN offers o ON o.id = i.offer_id \
                      WHERE (substr(o.postcode, 1, length(?1)) = ?1 AND i.created_at >= ?2) \
                          OR i.offer_id = ?3)",
@@ -485,6 +488,7 @@ impl MatcherStore for SqliteStore {
             .bind(area)
             .bind(millis(since))
             .bind(offer_id)
+            .bind(quick)
             .fetch_one(&self.pool)
             .await
             .map_err(db_error)?;

@@ -215,7 +215,8 @@ pub enum ClaimOutcome {
 
 /// Answers to invitations, for the overbooking estimate: `answered` counts the invitations
 /// that got a real answer (claimed, clicked too late, declined, or ignored until expiry);
-/// `accepted` those of them where the person wanted the dose (claimed or clicked too late).
+/// `accepted` those of them where the person wanted the dose (claimed or clicked too late)
+/// quickly enough (see `MatcherStore::acceptance`).
 /// Open and withdrawn invitations are in neither: their answer is unknown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AnswerCounts {
@@ -326,12 +327,14 @@ pub trait MatcherStore: Send + Sync {
     ) -> StoreResult<(u32, Option<DateTime<Utc>>)>;
 
     /// Answers to invitations created since `since` in offers at postcodes starting with `area`,
-    /// and to all invitations of `offer_id` (see `AnswerCounts`).
+    /// and to all invitations of `offer_id` (see `AnswerCounts`). A yes counts as accepted only
+    /// if it came within `quick` × the offer's claim window of the invitation (0 < quick ≤ 1).
     async fn acceptance(
         &self,
         area: &str,
         since: DateTime<Utc>,
         offer_id: Uuid,
+        quick: f64,
     ) -> StoreResult<Acceptance>;
 
     // --- answers -----------------------------------------------------------------------------

@@ -1365,7 +1365,7 @@ pub async fn acceptance_counts_real_answers_only(store: &dyn MatcherCaseStore) {
 
     let counts = |answered, accepted| AnswerCounts { answered, accepted };
     let of = |area: String, since, offer| async move {
-        store.acceptance(&area, since, offer).await.unwrap()
+        store.acceptance(&area, since, offer, 1.0).await.unwrap()
     };
     assert_eq!(
         of(area.clone(), since, in_area.id).await,
