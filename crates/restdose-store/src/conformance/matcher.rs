@@ -1364,6 +1364,7 @@ pub async fn acceptance_counts_real_answers_only(store: &dyn MatcherCaseStore) {
     );
 
     let counts = |answered, accepted| AnswerCounts { answered, accepted };
+    let (area_of_in_area, in_area_id) = (area.clone(), in_area.id);
     let of = |area: String, since, offer| async move {
         store.acceptance(&area, since, offer, 1.0).await.unwrap()
     };
@@ -1393,6 +1394,14 @@ pub async fn acceptance_counts_real_answers_only(store: &dyn MatcherCaseStore) {
             offer: counts(0, 0)
         }
     );
+    // A yes a minute after the invitation is not quick within 1/60 of a 30-minute window.
+    for (quick, accepted) in [(1.0 / 60.0, 0), (1.0 / 30.0, 1)] {
+        let got = store
+            .acceptance(&area_of_in_area, since, in_area_id, quick)
+            .await
+            .unwrap();
+        assert_eq!(got.offer, counts(1, accepted), "quick {quick}");
+    }
     // An area is a plain prefix, not a pattern.
     assert_eq!(
         of("%".to_owned(), t0(), Uuid::new_v4()).await,
