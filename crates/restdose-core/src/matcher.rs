@@ -202,6 +202,7 @@ impl Services {
                 now - policy.area_history,
                 offer.id,
                 policy.wave.quick_answer,
+                now,
             )
             .await?;
         // Learned from real answers only (claimed, clicked too late, declined, ignored), so it

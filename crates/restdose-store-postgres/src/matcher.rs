@@ -510,6 +510,7 @@ impl MatcherStore for PgStore {
         since: DateTime<Utc>,
         offer_id: Uuid,
         quick: f64,
+        now: DateTime<Utc>,
     ) -> StoreResult<Acceptance> {
         // Only real answers count (see `AnswerCounts`).
         let (area_answered, area_accepted, offer_answered, offer_accepted): (i64, i64, i64, i64) =
@@ -522,11 +523,13 @@ impl MatcherStore for PgStore {
                  FROM ( \
                      SELECT i.offer_id = $3 AS own, \
                          (starts_with(o.postcode, $1) AND i.created_at >= $2) AS in_area, \
-                         i.status IN ('claimed', 'missed', 'declined', 'expired') AS answered, \
-                         (i.status IN ('claimed', 'missed') \
-                             AND i.answered_at - i.created_at \
-                                 <= o.claim_minutes * $4 * interval '1 minute') AS accepted \
-                     FROM invitations i JOIN offers o ON o.id = i.offer_id \
+                         (i.status IN ('claimed', 'missed') AND i.answered_at - i.created_at <= t \
+                             OR i.status IN ('declined', 'expired') \
+                             OR COALESCE(i.answered_at, $5) - i.created_at > t) AS answered, \
+                         (i.status IN ('claimed', 'missed') AND i.answered_at - i.created_at <= t) \
+                             AS accepted \
+                     FROM invitations i JOIN offers o ON o.id = i.offer_id, \
+                         LATERAL (SELECT o.claim_minutes * $4 * interval '1 minute' AS t) q \
                      WHERE (starts_with(o.postcode, $1) AND i.created_at >= $2) \
                          OR i.offer_id = $3) AS answers",
             )
@@ -534,6 +537,7 @@ impl MatcherStore for PgStore {
             .bind(since)
             .bind(offer_id)
             .bind(quick)
+            .bind(now)
             .fetch_one(&self.pool)
             .await
             .map_err(db_error)?;
@@ -749,7 +753,7 @@ impl MatcherStore for PgStore {
             return Ok(OfferCancellation::HoldersChanged);
         };
         insert_outbox_on(&mut tx, &mails).await?;
-        withdraw_open_invitations(&mut tx, offer_id).await?;
+        withdraw_open_invitations(&mut tx, offer_id, now).await?;
         tx.commit().await.map_err(db_error)?;
         let mut told: Vec<Uuid> = mails.iter().filter_map(|m| m.registrant_id).collect();
         told.sort();
@@ -1082,7 +1086,7 @@ async fn claim_on(store: &PgStore, claim: &NewClaim) -> StoreResult<ClaimOutcome
         .map_err(db_error)?;
     insert_outbox_on(&mut tx, std::slice::from_ref(&claim.confirmation)).await?;
     if filled {
-        withdraw_open_invitations(&mut tx, invitation.offer_id).await?;
+        withdraw_open_invitations(&mut tx, invitation.offer_id, claim.now).await?;
     }
     tx.commit().await.map_err(db_error)?;
     Ok(ClaimOutcome::Booked)
@@ -1101,10 +1105,11 @@ async fn claim_on(store: &PgStore, claim: &NewClaim) -> StoreResult<ClaimOutcome
 pub(crate) async fn withdraw_open_invitations(
     conn: &mut PgConnection,
     offer_id: Uuid,
+    now: DateTime<Utc>,
 ) -> StoreResult<()> {
     sqlx::query(
         "WITH ended AS ( \
-             UPDATE invitations SET status = 'withdrawn' \
+             UPDATE invitations SET status = 'withdrawn', answered_at = $2 \
              WHERE id IN (SELECT id FROM invitations \
                  WHERE offer_id = $1 AND status = 'open' \
                  ORDER BY registrant_id FOR UPDATE SKIP LOCKED) \
@@ -1113,6 +1118,7 @@ pub(crate) async fn withdraw_open_invitations(
          WHERE id IN (SELECT registrant_id FROM ended)",
     )
     .bind(offer_id)
+    .bind(now)
     .execute(&mut *conn)
     .await
     .map_err(db_error)?;

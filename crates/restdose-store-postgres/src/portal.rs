@@ -794,7 +794,7 @@ impl PortalStore for PgStore {
         }
         // Open invitations of a finished offer cannot be claimed any more: end them now, so
         // their people can be invited elsewhere and the silence does not count against them.
-        crate::matcher::withdraw_open_invitations(&mut tx, id).await?;
+        crate::matcher::withdraw_open_invitations(&mut tx, id, now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(true)
     }

@@ -466,6 +466,7 @@ impl MatcherStore for SqliteStore {
         since: DateTime<Utc>,
         offer_id: Uuid,
         quick: f64,
+        now: DateTime<Utc>,
     ) -> StoreResult<Acceptance> {
         // A prefix test without LIKE, so `%` and `_` in `area` mean nothing special. Only real
         // answers count (see `AnswerCounts`).
@@ -477,9 +478,10 @@ impl MatcherStore for SqliteStore {
                  FROM ( \
                      SELECT i.offer_id = ?3 AS own, \
                          (substr(o.postcode, 1, length(?1)) = ?1 AND i.created_at >= ?2) AS in_area, \
-                         i.status IN ('claimed', 'missed', 'declined', 'expired') AS answered, \
-                         (i.status IN ('claimed', 'missed') \
-                             AND i.answered_at - i.created_at <= o.claim_minutes * 60000.0 * ?4) \
+                         (i.status IN ('claimed', 'missed') AND i.answered_at - i.created_at <= (o.claim_minutes * 60000.0 * ?4) \
+                             OR i.status IN ('declined', 'expired') \
+                             OR COALESCE(i.answered_at, ?5) - i.created_at > (o.claim_minutes * 60000.0 * ?4)) AS answered, \
+                         (i.status IN ('claimed', 'missed') AND i.answered_at - i.created_at <= (o.claim_minutes * 60000.0 * ?4)) \
                              AS accepted \
                      FROM invitations i JOIN offers o ON o.id = i.offer_id \
                      WHERE (substr(o.postcode, 1, length(?1)) = ?1 AND i.created_at >= ?2) \
@@ -489,6 +491,7 @@ impl MatcherStore for SqliteStore {
             .bind(millis(since))
             .bind(offer_id)
             .bind(quick)
+            .bind(millis(now))
             .fetch_one(&self.pool)
             .await
             .map_err(db_error)?;
@@ -704,7 +707,7 @@ impl MatcherStore for SqliteStore {
             return Ok(OfferCancellation::HoldersChanged);
         };
         insert_outbox_on(&mut tx, &mails).await?;
-        withdraw_open_invitations(&mut tx, offer_id).await?;
+        withdraw_open_invitations(&mut tx, offer_id, millis(now)).await?;
         tx.commit().await.map_err(db_error)?;
         let mut told: Vec<Uuid> = mails.iter().filter_map(|m| m.registrant_id).collect();
         told.sort();
@@ -1024,7 +1027,7 @@ async fn claim_on(store: &SqliteStore, claim: &NewClaim) -> StoreResult<ClaimOut
         .map_err(db_error)?;
     insert_outbox_on(&mut tx, std::slice::from_ref(&claim.confirmation)).await?;
     if filled {
-        withdraw_open_invitations(&mut tx, invitation.offer_id).await?;
+        withdraw_open_invitations(&mut tx, invitation.offer_id, now).await?;
     }
     tx.commit().await.map_err(db_error)?;
     Ok(ClaimOutcome::Booked)
@@ -1038,6 +1041,7 @@ async fn claim_on(store: &SqliteStore, claim: &NewClaim) -> StoreResult<ClaimOut
 pub(crate) async fn withdraw_open_invitations(
     conn: &mut SqliteConnection,
     offer_id: Uuid,
+    now: i64,
 ) -> StoreResult<()> {
     sqlx::query(
         "UPDATE registrants SET last_invited_at = NULL \
@@ -1049,9 +1053,11 @@ pub(crate) async fn withdraw_open_invitations(
     .await
     .map_err(db_error)?;
     sqlx::query(
-        "UPDATE invitations SET status = 'withdrawn' WHERE offer_id = ?1 AND status = 'open'",
+        "UPDATE invitations SET status = 'withdrawn', answered_at = ?2 \
+         WHERE offer_id = ?1 AND status = 'open'",
     )
     .bind(offer_id)
+    .bind(now)
     .execute(&mut *conn)
     .await
     .map_err(db_error)?;

@@ -135,8 +135,8 @@ pub enum InvitationStatus {
     Expired,
     /// Clicked "claim" after every dose was taken.
     Missed,
-    /// Ended by the offer before the person answered: every dose was taken, or the practice
-    /// closed or cancelled the offer. Neither a strike nor a refusal, and no throttle.
+    /// Ended by the offer before the person answered (`answered_at` is when): every dose was
+    /// taken, or the practice closed or cancelled the offer. No strike and no throttle.
     Withdrawn,
 }
 
@@ -213,11 +213,10 @@ pub enum ClaimOutcome {
     Unknown,
 }
 
-/// Answers to invitations, for the overbooking estimate: `answered` counts the invitations
-/// that got a real answer (claimed, clicked too late, declined, or ignored until expiry);
-/// `accepted` those of them where the person wanted the dose (claimed or clicked too late)
-/// quickly enough (see `MatcherStore::acceptance`).
-/// Open and withdrawn invitations are in neither: their answer is unknown.
+/// Answers to invitations, for the overbooking estimate (see `MatcherStore::acceptance`):
+/// `answered` counts the invitations whose outcome within the quick share of their claim window
+/// is known, `accepted` those of them with a yes in that time. An invitation withdrawn or still
+/// open before that time passed is in neither: its answer is unknown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AnswerCounts {
     pub answered: u64,
@@ -326,15 +325,20 @@ pub trait MatcherStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<(u32, Option<DateTime<Utc>>)>;
 
-    /// Answers to invitations created since `since` in offers at postcodes starting with `area`,
-    /// and to all invitations of `offer_id` (see `AnswerCounts`). A yes counts as accepted only
-    /// if it came within `quick` × the offer's claim window of the invitation (0 < quick ≤ 1).
+    /// Answers within T = `quick` × the offer's claim window (0 < quick ≤ 1) to invitations
+    /// created since `since` in offers at postcodes starting with `area`, and to all invitations
+    /// of `offer_id` (see `AnswerCounts`): `accepted` counts a yes (claimed, or clicked too late)
+    /// within T of the invitation; `answered` counts every invitation whose outcome by T is
+    /// known at `now` — a yes within T, a decline, an expiry, or no yes for longer than T
+    /// (answered late, withdrawn after T, or still open after T). An invitation withdrawn (the
+    /// offer filled) or still open before T passed tells nothing and counts as neither.
     async fn acceptance(
         &self,
         area: &str,
         since: DateTime<Utc>,
         offer_id: Uuid,
         quick: f64,
+        now: DateTime<Utc>,
     ) -> StoreResult<Acceptance>;
 
     // --- answers -----------------------------------------------------------------------------

@@ -1366,7 +1366,10 @@ pub async fn acceptance_counts_real_answers_only(store: &dyn MatcherCaseStore) {
     let counts = |answered, accepted| AnswerCounts { answered, accepted };
     let (area_of_in_area, in_area_id) = (area.clone(), in_area.id);
     let of = |area: String, since, offer| async move {
-        store.acceptance(&area, since, offer, 1.0).await.unwrap()
+        store
+            .acceptance(&area, since, offer, 1.0, since + minutes(2))
+            .await
+            .unwrap()
     };
     assert_eq!(
         of(area.clone(), since, in_area.id).await,
@@ -1395,13 +1398,35 @@ pub async fn acceptance_counts_real_answers_only(store: &dyn MatcherCaseStore) {
         }
     );
     // A yes a minute after the invitation is not quick within 1/60 of a 30-minute window.
-    for (quick, accepted) in [(1.0 / 60.0, 0), (1.0 / 30.0, 1)] {
+    // Within T = 30 s (1/60 of the window), two minutes on: the claim after a minute is a
+    // known "not within T", and so are the two invitations still open after two minutes.
+    // T = 1 min: the claim is in time. T = 30 min: the open ones tell nothing yet; 40 minutes
+    // on they do.
+    for (quick, now, known, accepted) in [
+        (1.0 / 60.0, since + minutes(2), 3, 0),
+        (1.0 / 30.0, since + minutes(2), 3, 1),
+        (1.0, since + minutes(2), 1, 1),
+        (1.0, since + minutes(40), 3, 1),
+    ] {
         let got = store
-            .acceptance(&area_of_in_area, since, in_area_id, quick)
+            .acceptance(&area_of_in_area, since, in_area_id, quick, now)
             .await
             .unwrap();
-        assert_eq!(got.offer, counts(1, accepted), "quick {quick}");
+        assert_eq!(got.offer, counts(known, accepted), "quick {quick} at {now}");
     }
+    // The invitation withdrawn one minute after it was sent: after T = 30 s, a known "no".
+    let fills_known = store
+        .acceptance(
+            &area_of_in_area,
+            since,
+            fills.id,
+            1.0 / 60.0,
+            since + minutes(2),
+        )
+        .await
+        .unwrap()
+        .offer;
+    assert_eq!(fills_known, counts(4, 0));
     // An area is a plain prefix, not a pattern.
     assert_eq!(
         of("%".to_owned(), t0(), Uuid::new_v4()).await,
