@@ -212,20 +212,26 @@ impl Services {
             acceptance.area.answered + acceptance.offer.answered,
             acceptance.area.accepted + acceptance.offer.accepted,
         );
-        // A wave tops up to its size: people still asked (an earlier wave's window not over,
-        // e.g. after someone declined) count towards it.
-        let (awaiting, first_expiry) = self.store.awaiting_answers(offer.id, now).await?;
+        // Waves come every "answer time" (the quick share of the claim window, the time the
+        // estimate sizes them for) and top up to their size: people asked within the last
+        // answer time still count towards it; those asked earlier who have not answered are
+        // unlikely to, so the doses are offered to more people without waiting for the whole
+        // window (their invitations stay valid: first come, first served).
+        let answer_time = Duration::milliseconds(
+            ((claim_window.num_milliseconds() as f64) * policy.wave.quick_answer).round() as i64,
+        )
+        .max(Duration::minutes(1));
+        let (fresh, first_fresh) = self
+            .store
+            .awaiting_answers(offer.id, now, now - answer_time)
+            .await?;
         let size = policy
             .wave
             .wave_size(remaining as u32, overbooking, last_call)
-            .saturating_sub(awaiting as usize);
+            .saturating_sub(fresh as usize);
         if size == 0 {
-            self.store
-                .reschedule_offer(
-                    offer.id,
-                    Some(first_expiry.unwrap_or(now + policy.retry_empty)),
-                )
-                .await?;
+            let next = first_fresh.map_or(now + policy.retry_empty, |t| t + answer_time);
+            self.store.reschedule_offer(offer.id, Some(next)).await?;
             return Ok(Some(WaveOutcome::AwaitingAnswers { offer_id: offer.id }));
         }
         let postcodes: Vec<(String, f32)> = self
@@ -258,7 +264,7 @@ impl Services {
         let next_wave_at = if candidates.len() < size {
             (now + policy.retry_empty).min(expires_at)
         } else {
-            expires_at
+            (now + answer_time).min(expires_at)
         };
         let window = self.format_window(offer.starts_at, offer.ends_at);
         let answer_by = self.local_time(expires_at);

@@ -445,13 +445,16 @@ impl MatcherStore for SqliteStore {
         &self,
         offer_id: Uuid,
         now: DateTime<Utc>,
+        created_after: DateTime<Utc>,
     ) -> StoreResult<(u32, Option<DateTime<Utc>>)> {
         let (n, earliest): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), MIN(expires_at) FROM invitations \
-             WHERE offer_id = ?1 AND status = 'open' AND expires_at > ?2",
+            "SELECT COUNT(*), MIN(created_at) FROM invitations \
+             WHERE offer_id = ?1 AND status = 'open' AND expires_at > ?2 \
+               AND created_at > ?3",
         )
         .bind(offer_id)
         .bind(millis(now))
+        .bind(millis(created_after))
         .fetch_one(&self.pool)
         .await
         .map_err(db_error)?;

@@ -317,12 +317,13 @@ pub trait MatcherStore: Send + Sync {
     /// then keeps the time the cancellation gave it.
     async fn park_full_offer(&self, offer_id: Uuid) -> StoreResult<bool>;
 
-    /// Invitations of the offer still awaiting an answer at `now` (open, unexpired), and the
-    /// earliest time one of them runs out.
+    /// Invitations of the offer still awaiting an answer at `now` (open, unexpired) that were
+    /// created after `created_after`, and the earliest creation time among them.
     async fn awaiting_answers(
         &self,
         offer_id: Uuid,
         now: DateTime<Utc>,
+        created_after: DateTime<Utc>,
     ) -> StoreResult<(u32, Option<DateTime<Utc>>)>;
 
     /// Answers within T = `quick` × the offer's claim window (0 < quick ≤ 1) to invitations

@@ -1669,12 +1669,21 @@ pub async fn a_decline_makes_its_offer_due_and_awaiting_answers_counts_the_rest(
     let t1 = t0() + minutes(1);
     let early = invite_until(store, offer.id, &[a], t1, t1 + minutes(10)).await;
     let late = invite_until(store, offer.id, &[b, c], t1 + ms(1), t1 + minutes(20)).await;
+    let before = t1 - ms(1);
     assert_eq!(
         store
-            .awaiting_answers(offer.id, t1 + minutes(2))
+            .awaiting_answers(offer.id, t1 + minutes(2), before)
             .await
             .unwrap(),
-        (3, Some(t1 + minutes(10)))
+        (3, Some(t1))
+    );
+    // Only those asked after `created_after` count.
+    assert_eq!(
+        store
+            .awaiting_answers(offer.id, t1 + minutes(2), t1)
+            .await
+            .unwrap(),
+        (2, Some(t1 + ms(1)))
     );
     // The wave's own time (30 minutes on) until someone declines.
     assert_eq!(
@@ -1685,19 +1694,22 @@ pub async fn a_decline_makes_its_offer_due_and_awaiting_answers_counts_the_rest(
     assert!(store.decline(&late[0].token_hash, t2).await.unwrap());
     assert_eq!(progress(store, offer.id).await.next_wave_at, Some(t2));
     assert_eq!(
-        store.awaiting_answers(offer.id, t2).await.unwrap(),
-        (2, Some(t1 + minutes(10)))
+        store.awaiting_answers(offer.id, t2, before).await.unwrap(),
+        (2, Some(t1))
     );
     // Past the first one's end it no longer counts, even before the expiry marks it.
     assert_eq!(
         store
-            .awaiting_answers(offer.id, early[0].expires_at)
+            .awaiting_answers(offer.id, early[0].expires_at, before)
             .await
             .unwrap(),
-        (1, Some(t1 + minutes(20)))
+        (1, Some(t1 + ms(1)))
     );
     assert_eq!(
-        store.awaiting_answers(Uuid::new_v4(), t2).await.unwrap(),
+        store
+            .awaiting_answers(Uuid::new_v4(), t2, before)
+            .await
+            .unwrap(),
         (0, None)
     );
     // A full offer is not made due by a decline (nothing to take).
