@@ -65,6 +65,10 @@ pub struct Config {
     /// Nobody gets more invitations than this in 24 hours (invitations withdrawn because their
     /// offer filled lift the throttle, so this is what keeps a busy area from flooding anyone).
     pub matcher_max_invitations_per_day: u32,
+    /// The share of the claim window waves are sized for: a yes counts towards the acceptance
+    /// estimate only within it, and the next wave tops up after it. Smaller fills faster and
+    /// sends more mails (docs/matching.md has the measured trade-off).
+    pub matcher_answer_share: f64,
     /// Mails sent at the same time by the delivery worker.
     pub mail_parallel: usize,
     /// A delivery worker holds the mails it took this long; after a crash another worker
@@ -145,6 +149,7 @@ impl Default for Config {
             matcher_initial_overbooking: 2.0,
             matcher_throttle_minutes: 30,
             matcher_max_invitations_per_day: 10,
+            matcher_answer_share: restdose_domain::matching::WavePolicy::default().quick_answer,
             mail_parallel: 4,
             mail_lease_seconds: 120,
             mail_max_age_hours: 24,
@@ -263,6 +268,9 @@ impl Config {
         }
         if self.matcher_throttle_minutes < 0 {
             return Err(invalid("matcher_throttle_minutes", "must not be negative"));
+        }
+        if !(0.1..=1.0).contains(&self.matcher_answer_share) {
+            return Err(invalid("matcher_answer_share", "must be from 0.1 to 1"));
         }
         if self.matcher_max_invitations_per_day < 1 {
             return Err(invalid(
@@ -394,6 +402,7 @@ impl Config {
         restdose_core::matcher::MatcherPolicy {
             wave: restdose_domain::matching::WavePolicy {
                 initial_overbooking: self.matcher_initial_overbooking,
+                quick_answer: self.matcher_answer_share,
                 ..defaults.wave
             },
             throttle: chrono::Duration::minutes(self.matcher_throttle_minutes),
@@ -547,6 +556,9 @@ matcher_initial_overbooking = 2.0
 matcher_throttle_minutes = 30
 # Nobody gets more invitations than this in 24 hours.
 matcher_max_invitations_per_day = 10
+# The share of the claim window waves are sized for (a yes within it counts as acceptance; the
+# next wave tops up after it). Smaller fills faster and sends more mails.
+matcher_answer_share = 0.67
 # Mails sent at the same time by the delivery worker (keep <= smtp_max_connections).
 mail_parallel = 4
 # A delivery worker holds the mails it took this long; after a crash another worker sends them

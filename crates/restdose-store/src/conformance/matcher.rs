@@ -1655,8 +1655,9 @@ pub async fn a_dose_freed_while_the_matcher_works_is_offered_again(store: &dyn M
     );
 }
 
-/// `awaiting_answers` counts the offer's open, unexpired invitations and their earliest end; a
-/// decline makes an open offer with doses left due at once (someone else may take the place).
+/// `awaiting_answers` counts the offer's open, unexpired invitations sent after a given time and
+/// the earliest of them; a decline makes an open offer with doses left due at once (someone else
+/// may take the place).
 pub async fn a_decline_makes_its_offer_due_and_awaiting_answers_counts_the_rest(
     store: &dyn MatcherCaseStore,
 ) {
