@@ -40,6 +40,7 @@ on_both_backends!(
     a_person_with_a_booking_is_not_invited_and_cannot_claim_a_second_dose,
     a_filled_offer_frees_the_people_it_invited_for_the_next_offer_at_once,
     late_clicks_on_one_dose_offers_teach_the_matcher_to_overbook_less,
+    after_the_answer_time_the_offer_asks_more_people_and_the_first_keep_their_invitations,
 );
 
 // --- arrangement helpers ---------------------------------------------------------------------
@@ -811,8 +812,8 @@ async fn unanswered_invitations_expire_and_the_next_wave_goes_to_the_next_people
     assert_eq!(first_wave, 2);
     let first_link = invitation_link(&app, &line[0], 1).await;
 
-    // Assert: within the claim window the offer waits.
-    app.clock.advance(Duration::minutes(14));
+    // Assert: within the answer time (2/3 of the 15-minute claim window) the offer waits.
+    app.clock.advance(Duration::minutes(9));
     assert_eq!(
         app.services
             .expire_invitations_once()
@@ -824,7 +825,7 @@ async fn unanswered_invitations_expire_and_the_next_wave_goes_to_the_next_people
     assert_eq!(app.services.run_wave_once().await.unwrap(), None);
 
     // Act: the claim window passes.
-    app.clock.advance(Duration::minutes(2));
+    app.clock.advance(Duration::minutes(7));
     let report = app.services.expire_invitations_once().await.unwrap();
     let (wave_number, second_wave, _, _) = invited_wave(&app, offer.id).await;
     settle(&app).await;
@@ -1510,5 +1511,42 @@ async fn late_clicks_on_one_dose_offers_teach_the_matcher_to_overbook_less(backe
         factors[0] > factors[1] && factors[1] > factors[2] && factors[2] >= 1.0,
         "{factors:?}"
     );
+    app.stop().await;
+}
+
+/// Waves come every answer time (2/3 of the claim window by default): people who have not
+/// answered by then are unlikely to, so the offer asks more people, while the first keep their
+/// invitations until their own window ends (first come, first served).
+async fn after_the_answer_time_the_offer_asks_more_people_and_the_first_keep_their_invitations(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let practice = approved_practice(&app, "answer-time").await;
+    let line = people(&app, "a", 6, "10119").await;
+    let offer = post_offer(&app, &practice, Spec::default()).await;
+    let (_, first_wave, _, _) = invited_wave(&app, offer.id).await;
+    assert_eq!(first_wave, 2);
+    let first_link = invitation_link(&app, &line[0], 1).await;
+
+    // Nine minutes on, within the answer time: nothing due.
+    app.clock.advance(Duration::minutes(9));
+    assert_eq!(app.services.run_wave_once().await.unwrap(), None);
+
+    // Eleven minutes on (past 0.67 × 15 min): a top-up wave to the next people; the first
+    // invitations are still open.
+    app.clock.advance(Duration::minutes(2));
+    let (wave, topped_up, _, _) = invited_wave(&app, offer.id).await;
+    assert_eq!(wave, 2);
+    assert!(topped_up >= 1, "{topped_up}");
+    settle(&app).await;
+    let counts = invitation_counts(&app, &line.iter().collect::<Vec<_>>());
+    assert_eq!(&counts[..2], &[1, 1]);
+    assert_eq!(counts[2..].iter().sum::<usize>(), topped_up as usize);
+    let (_, html) = page(&app, &first_link).await;
+    assert!(html.contains("/claim\""), "the first invitation can still be claimed");
+
+    // The first person still gets the dose with their original link.
+    claim_booked(&app, &first_link).await;
+    assert_eq!(remaining(&app, &practice, offer.id).await, 0);
     app.stop().await;
 }
