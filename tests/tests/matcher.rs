@@ -1543,7 +1543,10 @@ async fn after_the_answer_time_the_offer_asks_more_people_and_the_first_keep_the
     assert_eq!(&counts[..2], &[1, 1]);
     assert_eq!(counts[2..].iter().sum::<usize>(), topped_up as usize);
     let (_, html) = page(&app, &first_link).await;
-    assert!(html.contains("/claim\""), "the first invitation can still be claimed");
+    assert!(
+        html.contains("/claim\""),
+        "the first invitation can still be claimed"
+    );
 
     // The first person still gets the dose with their original link.
     claim_booked(&app, &first_link).await;
