@@ -2,8 +2,14 @@
 """Check that the documentation names only things the code has, and documents what it has.
 
 Usage:
-    python3 scripts/check_docs.py              # check README.md and docs/*.md
+    python3 scripts/check_docs.py              # check the documents against the code
     python3 scripts/check_docs.py --self-test  # show that invented names are reported
+
+The self-test copies the documents and the code to a temporary directory, checks that the
+copy passes, then adds an invented environment variable, config key (with its variable),
+route, route method and subcommand to the copied docs, removes the docs' row of a real key
+and every mention of a real subcommand, and asserts that each of these is reported, and
+nothing else. scripts/test runs both.
 
 Reads source files only (no cargo build); standard library only. Each problem is printed as
 `FILE:LINE: message`; the exit status is 1 if there is any.
@@ -26,9 +32,9 @@ Config keys. The keys are the fields of `pub struct Config` in
 crates/restdose/src/config.rs (serde `rename`/`skip` respected). A key is "named" in a
 document where it stands, backticked, in the first column of a table whose header's first
 cell is `Key` and which has an "Environment variable" column (the tables of
-docs/configuration.md; a scenario file's Key table in docs/simulation.md has none); it must be a field, and the table's
-environment variable column, if any, must be exactly its variable. Every field must have
-such a row in docs/configuration.md. (Backticked `snake_case` words elsewhere are not taken
+docs/configuration.md; the scenario-file table in docs/simulation.md has none); it must be a
+field, and the environment variable column must be exactly its variable. Every field must
+have such a row in docs/configuration.md. (Backticked `snake_case` words elsewhere are not taken
 as keys: `request_id`, `current_key_id`, ... are not.)
 
 Routes. A route mention is
@@ -58,11 +64,12 @@ struct's `#[command(subcommand)]` field, and each `#[derive(Subcommand)]` enum's
 A command mention is, in a backticked span or a line of a code block (not `mermaid`; `#`
 comments dropped; code lines split at `&&`, `||`, `;` and ` | `), a command starting with
 `restdose` (or a path ending in `/restdose`) or `cargo run [...] --`, after any leading
-`VAR=value` words. Its words are followed down the tree: a word that looks like a
+`VAR=value` words and `sudo [-u USER]`, `exec`, `env`, `time`. Its words are followed down the tree: a word that looks like a
 subcommand (`[a-z][a-z0-9-]*`) where the tree expects one must exist; `a|b`, `a\\|b` and
 `a \\| b` are alternatives at the same level. Flags, placeholders (`ID`, `<command>`, `…`) and
-words after a command without subcommands end the walk. Every subcommand must be mentioned
-this way somewhere in the documents.
+words after a command without subcommands end the walk. Every subcommand without
+subcommands of its own (`serve`, `keys rotate`, `admin practices list`, ...) must be
+mentioned this way somewhere in the documents.
 
 Upgrade notes may name something that was removed on purpose: a comment
 `<!-- check-docs: removed NAME -->` in a document lets that file name NAME (an environment
@@ -76,7 +83,6 @@ import pathlib
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -521,10 +527,16 @@ def command_words(text: str, inline: bool) -> list[list[str]]:
             words = shlex.split(part)
         except ValueError:
             words = part.split()
-        while words and re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
-            words.pop(0)
-        while words and words[0] in ("sudo", "exec", "time", "env"):
-            words.pop(0)
+        while words:  # VAR=value words and wrappers such as `sudo -u restdose`
+            if re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", words[0]):
+                words.pop(0)
+            elif words[0] in ("sudo", "exec", "time", "env"):
+                words.pop(0)
+                while words and words[0].startswith("-"):
+                    if words.pop(0) in ("-u", "-g"):
+                        words = words[1:]
+            else:
+                break
         if not words:
             continue
         if words[0] == "restdose" or words[0].endswith("/restdose"):
