@@ -7,6 +7,7 @@ use restdose_domain::Lang;
 static TABLES: &[&[(&str, &str, &str)]] = &[
     MESSAGES,
     crate::i18n_portal::MESSAGES,
+    crate::i18n_portal_offers::MESSAGES,
     crate::i18n_admin::MESSAGES,
     crate::i18n_matching::MESSAGES,
     crate::i18n_stats::MESSAGES,

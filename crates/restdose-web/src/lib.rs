@@ -12,6 +12,7 @@ pub mod i18n;
 mod i18n_admin;
 mod i18n_matching;
 mod i18n_portal;
+mod i18n_portal_offers;
 mod i18n_stats;
 mod matching_pages;
 pub mod monitoring;

@@ -8,7 +8,7 @@ use crate::html::retry_later_page;
 use crate::request_lang::request_lang;
 use crate::state::AppState;
 
-/// Why admission control turned a request away (`admission.rs`).
+/// Why admission control turned a request away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
     /// No slot in the route's budget within the queue wait.

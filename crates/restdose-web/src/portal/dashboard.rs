@@ -1,8 +1,4 @@
 //! The practice's dashboard: its status, its offers and its own figures.
-#![allow(
-    clippy::result_large_err,
-    reason = "the Err is the finished answer (a page), built at most once per request"
-)]
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};

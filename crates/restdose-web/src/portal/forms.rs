@@ -1,10 +1,5 @@
 //! The portal's form bodies, each with its CSRF token, and form text as the use cases take it.
 
-#![allow(
-    clippy::result_large_err,
-    reason = "the Err is the finished answer (a page), built at most once per request"
-)]
-
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use restdose_core::RadiusInput;

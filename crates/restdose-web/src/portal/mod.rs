@@ -7,6 +7,11 @@
 //! Every POST of a session checks the session first (401), then its CSRF token (403); forms
 //! shown before login use the double-submit cookie from `auth`.
 
+#![allow(
+    clippy::result_large_err,
+    reason = "the Err is the finished answer (a page), built at most once per request"
+)]
+
 mod account;
 mod dashboard;
 mod forms;

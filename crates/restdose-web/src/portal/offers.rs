@@ -1,9 +1,5 @@
 //! Offers of spare doses: the "spare doses" form, and the offer page with check-in, no-show,
 //! adding doses, closing and cancelling.
-#![allow(
-    clippy::result_large_err,
-    reason = "the Err is the finished answer (a page), built at most once per request"
-)]
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};

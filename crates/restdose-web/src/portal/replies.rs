@@ -1,9 +1,5 @@
 //! The portal's shared answers: the navigation, message and failure pages, redirects, cookies,
 //! and how statuses and moments are shown.
-#![allow(
-    clippy::result_large_err,
-    reason = "the Err is the finished answer (a page), built at most once per request"
-)]
 
 use actix_web::cookie::Cookie;
 use actix_web::http::StatusCode;

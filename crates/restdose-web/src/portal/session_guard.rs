@@ -1,9 +1,5 @@
 //! Who may post: the session (401 with the login form without one) and the form's CSRF token
 //! (403), checked before any use case runs.
-#![allow(
-    clippy::result_large_err,
-    reason = "the Err is the finished answer (a page), built at most once per request"
-)]
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};

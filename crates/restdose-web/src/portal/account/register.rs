@@ -1,8 +1,4 @@
 //! Registering a practice and verifying its login address.
-#![allow(
-    clippy::result_large_err,
-    reason = "the Err is the finished answer (a page), built at most once per request"
-)]
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
