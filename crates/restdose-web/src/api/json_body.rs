@@ -38,7 +38,8 @@ pub(crate) async fn read_request<R: JsonRequest>(
     R::from_fields(&body)
 }
 
-/// A required string field; missing or empty gives `required`, another JSON type `type_code`.
+/// A required string field; missing or null gives `required`, another JSON type `type_code`
+/// (an empty string is left for the use case to refuse).
 pub(crate) fn string_field(
     body: &Map<String, Value>,
     field: &'static str,
