@@ -10,12 +10,12 @@ use restdose_store::{Practice, PracticeStatus};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::AppState;
 use crate::auth::{csrf_ok, current_session};
 use crate::error::{log_failure, status_of};
+use crate::html::{failure, message, page};
 use crate::i18n::T;
-use crate::pages::{failure, message, page};
 use crate::request_lang::{RequestLang, request_lang};
+use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin", web::get().to(practices_page))

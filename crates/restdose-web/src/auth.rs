@@ -8,7 +8,7 @@ use actix_web::cookie::{Cookie, SameSite};
 use restdose_core::{ServiceError, SessionContext};
 use restdose_crypto::SecretToken;
 
-use crate::AppState;
+use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "restdose_session";
 pub const CSRF_COOKIE: &str = "restdose_csrf";
@@ -89,5 +89,5 @@ pub fn client_ip(req: &HttpRequest) -> Option<String> {
         .app_data::<actix_web::web::Data<AppState>>()
         .map(|state| state.options.admission.trusted_proxies.as_slice())
         .unwrap_or_default();
-    crate::admission::client_addr_of(req, trusted).map(|ip| ip.to_string())
+    crate::admission::client_addr::client_addr_of(req, trusted).map(|ip| ip.to_string())
 }

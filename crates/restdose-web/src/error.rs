@@ -1,29 +1,31 @@
-//! The one place where failures become HTTP statuses, plus request logging that never writes a
-//! URL (links carry secret tokens) — only the route pattern.
+//! The one place where failures become HTTP statuses: `status_of` for pages, `ApiError` (the
+//! JSON error shape) for the APIs. The API's error schema in the OpenAPI document is derived
+//! from the same types that write the answer (`ErrorBody`, `ApiError` as `ErrorDetail`).
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{StatusCode, header};
-use actix_web::middleware::Next;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpResponse, ResponseError};
 use restdose_core::ServiceError;
 use restdose_store::StoreError;
 use serde::Serialize;
 use std::fmt;
-use std::time::Instant;
-
-use crate::AppState;
+use utoipa::ToSchema;
 
 /// Seconds a client should wait after a 503.
 pub const RETRY_AFTER_SECS: u32 = 30;
 
 /// The JSON error shape: `{"error":{"code","message","field"}}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ErrorDetail)]
 pub struct ApiError {
     #[serde(skip)]
     pub status: StatusCode,
+    /// Machine-readable: e.g. `invalid_json`, `unknown_field`, `required`, `invalid_email`,
+    /// `unauthenticated`, `forbidden`, `not_found`, `conflict`, `rate_limited`,
+    /// `payload_too_large`, `unsupported_media_type`, `service_unavailable`.
     pub code: &'static str,
+    /// For people: what went wrong and what to do.
     pub message: String,
+    /// The request field the error is about, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// Seconds for `Retry-After` on 429/503 (default `RETRY_AFTER_SECS`).
@@ -54,9 +56,10 @@ impl fmt::Display for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: &'a ApiError,
+/// Every error: `{"error": {...}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub(crate) error: ApiError,
 }
 
 impl ResponseError for ApiError {
@@ -75,7 +78,9 @@ impl ResponseError for ApiError {
             let secs = self.retry_after.unwrap_or(i64::from(RETRY_AFTER_SECS));
             response.insert_header((header::RETRY_AFTER, secs.to_string()));
         }
-        response.json(Envelope { error: self })
+        response.json(ErrorBody {
+            error: self.clone(),
+        })
     }
 }
 
@@ -159,97 +164,3 @@ impl From<ServiceError> for ApiError {
         }
     }
 }
-
-/// Why admission control turned a request away (`admission.rs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
-    /// No slot in the route's budget within the queue wait.
-    Busy,
-    /// The client address has used up its sign-ups for now.
-    RateLimited,
-}
-
-/// The answer to a rejected request: `503` (busy) or `429` (rate limited) with `Retry-After`;
-/// JSON for `/api/…`, otherwise a short page in the visitor's language.
-pub fn rejection_response(
-    req: &HttpRequest,
-    why: Rejection,
-    retry_after_secs: u32,
-) -> HttpResponse {
-    let (status, code, message, page_body) = match why {
-        Rejection::Busy => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "overloaded",
-            "The service is busy; please try again shortly.",
-            "error.overloaded",
-        ),
-        Rejection::RateLimited => (
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            "Too many sign-ups from this address; try again later.",
-            "error.rate_limited",
-        ),
-    };
-    let state = req.app_data::<web::Data<AppState>>();
-    let mut response = match state {
-        Some(state) if !req.path().starts_with("/api/") => crate::pages::retry_later_page(
-            state,
-            &crate::request_lang::request_lang(req),
-            status,
-            page_body,
-            retry_after_secs,
-        ),
-        _ => {
-            let mut e = ApiError::new(status, code, message);
-            e.retry_after = Some(i64::from(retry_after_secs));
-            e.error_response()
-        }
-    };
-    response.headers_mut().insert(
-        header::RETRY_AFTER,
-        header::HeaderValue::from(retry_after_secs),
-    );
-    response
-}
-
-/// Logs method, route pattern (never the path: it may hold a token), status and latency, counts
-/// the request for `/metrics`, and gives it a request id: taken from `X-Request-Id` when that
-/// is a short safe token, else a new UUID; returned in `X-Request-Id` and attached (as the
-/// `request` span) to every log line written while the request is handled.
-pub async fn log_requests(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    use tracing::Instrument;
-    let started = Instant::now();
-    let method = req.method().clone();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let request_id = crate::monitoring::request_id(
-        req.headers()
-            .get(X_REQUEST_ID)
-            .and_then(|v| v.to_str().ok()),
-    );
-    let span = tracing::info_span!("request", request_id = %request_id);
-    let mut response = next.call(req).instrument(span.clone()).await?;
-    if let Ok(value) = header::HeaderValue::from_str(&request_id) {
-        response
-            .headers_mut()
-            .insert(header::HeaderName::from_static(X_REQUEST_ID), value);
-    }
-    let elapsed = started.elapsed();
-    crate::monitoring::record_request(method.as_str(), &route, response.status().as_u16(), elapsed);
-    span.in_scope(|| {
-        tracing::info!(
-            method = %method,
-            route = %route,
-            status = response.status().as_u16(),
-            micros = elapsed.as_micros() as u64,
-            "request"
-        )
-    });
-    Ok(response)
-}
-
-const X_REQUEST_ID: &str = "x-request-id";

@@ -7,6 +7,7 @@ use restdose_domain::Lang;
 static TABLES: &[&[(&str, &str, &str)]] = &[
     MESSAGES,
     crate::i18n_portal::MESSAGES,
+    crate::i18n_portal_offers::MESSAGES,
     crate::i18n_admin::MESSAGES,
     crate::i18n_matching::MESSAGES,
     crate::i18n_stats::MESSAGES,
@@ -358,8 +359,20 @@ mod tests {
                 }
             }
         }
-        for entry in std::fs::read_dir(root.join("src")).unwrap() {
-            let path = entry.unwrap().path();
+        // Every Rust file under src/, in its folders too.
+        let mut files = Vec::new();
+        let mut folders = vec![root.join("src")];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        for path in files {
             let name = path.file_name().unwrap().to_string_lossy().to_string();
             if name.starts_with("i18n") {
                 continue;

@@ -7,18 +7,20 @@ mod api;
 mod auth;
 mod charts;
 mod error;
+mod html;
 pub mod i18n;
 mod i18n_admin;
 mod i18n_matching;
 mod i18n_portal;
+mod i18n_portal_offers;
 mod i18n_stats;
 mod matching_pages;
 pub mod monitoring;
-mod offers_api;
-pub mod openapi;
-mod pages;
+mod options;
 mod portal;
+mod registrant;
 mod request_lang;
+mod state;
 mod statistics;
 
 use actix_web::dev::{Server, ServerHandle};
@@ -28,43 +30,13 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use restdose_core::Services;
 use std::net::TcpListener;
 
-pub use admission::AdmissionOptions;
+use monitoring::gauges::GaugeCache;
+use state::AppState;
+use statistics::cache::StatisticsCache;
+
+pub use api::openapi;
 pub use error::ApiError;
-
-/// Limits of the HTTP layer (see docs/configuration.md).
-#[derive(Debug, Clone)]
-pub struct WebOptions {
-    /// Largest request body accepted, in bytes.
-    pub max_body_bytes: usize,
-    /// Set the `Secure` flag on cookies (public URL is https).
-    pub secure_cookies: bool,
-    /// Worker threads; 0 means one per core.
-    pub workers: usize,
-    /// Budgets, queue wait, sign-up rate limit, trusted proxies (admission.rs).
-    pub admission: AdmissionOptions,
-    /// Serve `/metrics` on the main listener (false when `metrics_listen` gives it its own).
-    pub metrics_on_main: bool,
-}
-
-impl Default for WebOptions {
-    fn default() -> Self {
-        WebOptions {
-            max_body_bytes: 16 * 1024,
-            secure_cookies: false,
-            workers: 0,
-            admission: AdmissionOptions::default(),
-            metrics_on_main: true,
-        }
-    }
-}
-
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub services: Services,
-    pub options: WebOptions,
-    pub statistics: std::sync::Arc<statistics::StatisticsCache>,
-    pub gauges: std::sync::Arc<monitoring::GaugeCache>,
-}
+pub use options::{AdmissionOptions, WebOptions};
 
 /// Starts serving on an already bound listener (port 0 in tests). The returned server is a
 /// future that runs until stopped through its handle.
@@ -77,28 +49,32 @@ pub fn start(
     monitoring::prometheus();
     // One set of budgets for all workers of this server.
     let admission = web::Data::new(admission::Admission::new(options.admission.clone()));
-    let state = AppState {
-        services,
-        options,
-        statistics: Default::default(),
-        gauges: Default::default(),
-    };
+    // Caches shared by all workers of this server.
+    let statistics = web::Data::new(StatisticsCache::default());
+    let gauges = web::Data::new(GaugeCache::default());
+    let state = AppState { services, options };
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
             .app_data(admission.clone())
+            .app_data(statistics.clone())
+            .app_data(gauges.clone())
             .app_data(
                 web::FormConfig::default()
                     .limit(state.options.max_body_bytes)
-                    .error_handler(pages::bad_form),
+                    .error_handler(html::bad_form),
             )
             .wrap(actix_web::middleware::from_fn(admission::admit))
-            .wrap(actix_web::middleware::from_fn(openapi::explorer_policy))
+            .wrap(actix_web::middleware::from_fn(
+                api::openapi::explorer_policy,
+            ))
             .wrap(security_headers(state.options.secure_cookies))
-            .wrap(actix_web::middleware::from_fn(error::log_requests))
+            .wrap(actix_web::middleware::from_fn(
+                monitoring::request_log::log_requests,
+            ))
             .configure(|cfg| {
                 if state.options.metrics_on_main {
-                    cfg.route("/metrics", web::get().to(monitoring::metrics));
+                    cfg.route("/metrics", web::get().to(monitoring::endpoints::metrics));
                 }
             })
             .configure(routes)
@@ -119,16 +95,13 @@ pub fn start_metrics(
     options: WebOptions,
 ) -> std::io::Result<(Server, ServerHandle)> {
     monitoring::prometheus();
-    let state = AppState {
-        services,
-        options,
-        statistics: Default::default(),
-        gauges: Default::default(),
-    };
+    let gauges = web::Data::new(GaugeCache::default());
+    let state = AppState { services, options };
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
-            .route("/metrics", web::get().to(monitoring::metrics))
+            .app_data(gauges.clone())
+            .route("/metrics", web::get().to(monitoring::endpoints::metrics))
     })
     .workers(1)
     .listen(listener)?
@@ -138,46 +111,17 @@ pub fn start_metrics(
 }
 
 fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(pages::signup_form))
-        .route("/", web::post().to(pages::signup_submit))
-        .route("/confirm/{token}", web::get().to(pages::confirm_page))
-        .route("/confirm/{token}", web::post().to(pages::confirm_submit))
-        .route("/manage/{token}", web::get().to(pages::manage_page))
-        .route(
-            "/manage/{token}/preferences",
-            web::post().to(pages::manage_preferences),
-        )
-        .route("/manage/{token}/pause", web::post().to(pages::manage_pause))
-        .route(
-            "/manage/{token}/resume",
-            web::post().to(pages::manage_resume),
-        )
-        .route(
-            "/manage/{token}/delete",
-            web::post().to(pages::manage_delete),
-        )
-        .route(
-            "/unsubscribe/{token}",
-            web::get().to(pages::unsubscribe_page),
-        )
-        .route(
-            "/unsubscribe/{token}",
-            web::post().to(pages::unsubscribe_submit),
-        )
-        .route(
-            "/api/v1/registrations",
-            web::post().to(api::create_registration),
-        )
+    cfg.configure(registrant::routes)
+        .configure(api::routes)
         .configure(portal::routes)
         .configure(admin::routes)
-        .configure(offers_api::routes)
         .configure(matching_pages::routes)
         .configure(statistics::routes)
         .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(monitoring::readyz))
-        .service(openapi::service())
+        .route("/readyz", web::get().to(monitoring::endpoints::readyz))
+        .service(api::openapi::service())
         .route("/static/style.css", web::get().to(stylesheet))
-        .default_service(web::to(pages::not_found));
+        .default_service(web::to(html::not_found));
 }
 
 async fn healthz() -> HttpResponse {

@@ -7,10 +7,10 @@ use askama::Template;
 use restdose_store::{BookingStatus, ClaimOutcome, InvitationStatus, OfferStatus};
 use serde::Deserialize;
 
-use crate::AppState;
+use crate::html::{failure, page};
 use crate::i18n::T;
-use crate::pages::{failure, page};
 use crate::request_lang::request_lang;
+use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/invitations/{token}", web::get().to(invitation_page))
