@@ -7,14 +7,20 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use restdose_store::{NewRegistrant, NewToken, OutboxRow, PostcodeRow, StoreError, StoreResult};
+use chrono::{DateTime, Utc};
+use restdose_store::{
+    Candidate, CandidateQuery, ExpiredInvitation, NewRegistrant, NewToken, OutboxRow, PostcodeRow,
+    StoreError, StoreResult,
+};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
+use uuid::Uuid;
 
 use crate::encode::{Ts, ts};
+use crate::matcher::{CandidateRow, OutboxDbRow};
 use crate::{SqliteStore, postgres};
 
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -201,6 +207,194 @@ pub(crate) async fn upsert_postcodes(
     }
     tx.commit().await.map_err(db_error)?;
     Ok(written)
+}
+
+// --- matcher ------------------------------------------------------------------------------------
+
+/// Nothing to add: the write transaction holds the whole database.
+pub(crate) const SKIP_LOCKED: &str = "";
+/// "No next wave" (NULL means "due at once"): the largest time there is.
+pub(crate) const NEVER: &str = "9223372036854775807";
+
+/// Milliseconds from time `from` to time `to` (SQL expressions; times are milliseconds).
+pub(crate) fn millis_between(from: &str, to: &str) -> String {
+    format!("(({to}) - ({from}))")
+}
+
+/// The unique index that allows one live booking per person (SQLite names the column, not
+/// the index).
+pub(crate) fn is_one_live_booking(e: &dyn sqlx::error::DatabaseError) -> bool {
+    e.is_unique_violation() && e.message().contains("bookings.registrant_id")
+}
+
+/// The oldest people in reach (see `MatcherStore::candidates`), from postcodes with their
+/// distances, each postcode once. No LATERAL in SQLite: the oldest `limit` per postcode (an
+/// index range scan each, on one snapshot), merged here.
+pub(crate) async fn candidates(
+    pool: &SqlitePool,
+    query: &CandidateQuery,
+    postcodes: Vec<(String, f32)>,
+) -> StoreResult<Vec<Candidate>> {
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let mut found: Vec<Candidate> = Vec::new();
+    for (postcode, distance_km) in postcodes {
+        let rows: Vec<CandidateRow> = sqlx::query_as(
+            "SELECT r.id AS registrant_id, r.postcode, $2 AS distance_km, r.created_at, \
+                 r.language, r.email_key_id, r.email_ciphertext, r.email_index \
+             FROM registrants r \
+             WHERE r.postcode = $1 AND r.status = 'active' \
+               AND r.radius_km >= $2 \
+               AND (r.last_invited_at IS NULL OR r.last_invited_at <= $3) \
+               AND NOT EXISTS (SELECT 1 FROM invitations i \
+                   WHERE i.registrant_id = r.id AND i.status = 'open') \
+               AND NOT EXISTS (SELECT 1 FROM bookings b \
+                   WHERE b.registrant_id = r.id AND b.status IN ('booked', 'checked_in')) \
+               AND NOT EXISTS (SELECT 1 FROM invitations i \
+                   WHERE i.offer_id = $4 AND i.registrant_id = r.id) \
+               AND (SELECT COUNT(*) FROM invitations i \
+                   WHERE i.registrant_id = r.id AND i.created_at > $6) < $7 \
+             ORDER BY r.created_at, r.id \
+             LIMIT $5",
+        )
+        .bind(&postcode)
+        .bind(distance_km)
+        .bind(Ts(query.invited_before))
+        .bind(query.offer_id)
+        .bind(i64::from(query.limit))
+        .bind(Ts(query.counted_since))
+        .bind(i64::from(query.max_invitations_since))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        found.extend(rows.into_iter().map(Candidate::from));
+    }
+    tx.rollback().await.map_err(db_error)?;
+    // Same order as PostgreSQL: uuids compare bytewise on both.
+    found.sort_by_key(|c| (c.created_at, c.registrant_id));
+    found.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
+    Ok(found)
+}
+
+/// The people a wave invited, after all its invitations are in.
+pub(crate) async fn mark_invited(
+    conn: &mut SqliteConnection,
+    people: &[Uuid],
+    at: DateTime<Utc>,
+) -> StoreResult<()> {
+    for person in people {
+        sqlx::query("UPDATE registrants SET last_invited_at = $2 WHERE id = $1")
+            .bind(person)
+            .bind(Ts(at))
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// Expires up to `limit` invitations due at `now`, counting each person's unanswered ones.
+pub(crate) async fn expire_invitations(
+    pool: &SqlitePool,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> StoreResult<Vec<ExpiredInvitation>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut tx = begin_write(pool).await?;
+    let mut rows: Vec<(Uuid, Uuid, Uuid, Ts)> = sqlx::query_as(
+        "UPDATE invitations SET status = 'expired' \
+         WHERE id IN ( \
+             SELECT id FROM invitations \
+             WHERE status = 'open' AND expires_at <= $1 \
+             ORDER BY expires_at, id \
+             LIMIT $2) \
+         RETURNING id, registrant_id, offer_id, expires_at",
+    )
+    .bind(Ts(now))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    rows.sort_by_key(|(id, _, _, expires_at)| (*expires_at, *id));
+    let mut expired = Vec::with_capacity(rows.len());
+    for (invitation_id, registrant_id, offer_id, _) in rows {
+        let unanswered_in_a_row: i32 = sqlx::query_scalar(
+            "UPDATE registrants SET unanswered_in_a_row = unanswered_in_a_row + 1 \
+             WHERE id = $1 RETURNING unanswered_in_a_row",
+        )
+        .bind(registrant_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_error)?;
+        expired.push(ExpiredInvitation {
+            invitation_id,
+            registrant_id,
+            offer_id,
+            unanswered_in_a_row,
+        });
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(expired)
+}
+
+/// Leases up to `limit` due mails until `lease_until`.
+pub(crate) async fn lease_outbox(
+    pool: &SqlitePool,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u32,
+) -> StoreResult<Vec<OutboxRow>> {
+    let mut tx = begin_write(pool).await?;
+    let rows: Vec<OutboxDbRow> = sqlx::query_as(
+        "UPDATE outbox SET locked_until = $2 \
+         WHERE id IN ( \
+             SELECT id FROM outbox \
+             WHERE next_attempt_at <= $1 AND (locked_until IS NULL OR locked_until <= $1) \
+             ORDER BY next_attempt_at, created_at, id \
+             LIMIT $3) \
+         RETURNING id, key_id, payload, created_at, attempts, next_attempt_at, \
+             registrant_id, offer_id",
+    )
+    .bind(Ts(now))
+    .bind(Ts(lease_until))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(rows.into_iter().map(OutboxRow::from).collect())
+}
+
+/// Ends the open invitations of an offer that filled, closed or was cancelled: they become
+/// `withdrawn` and their people's throttle is lifted, so the next offer nearby may invite them
+/// at once. `last_invited_at` can simply be cleared: the withdrawn invitation was the person's
+/// newest (nobody holds two open ones), and the one before it lies beyond the throttle, or
+/// this one could not have been sent. The caller holds the write lock.
+pub(crate) async fn withdraw_open_invitations(
+    conn: &mut SqliteConnection,
+    offer_id: Uuid,
+    now: DateTime<Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE registrants SET last_invited_at = NULL \
+         WHERE id IN (SELECT registrant_id FROM invitations \
+             WHERE offer_id = $1 AND status = 'open')",
+    )
+    .bind(offer_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    sqlx::query(
+        "UPDATE invitations SET status = 'withdrawn', answered_at = $2 \
+         WHERE offer_id = $1 AND status = 'open'",
+    )
+    .bind(offer_id)
+    .bind(Ts(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
 }
 
 #[cfg(test)]
