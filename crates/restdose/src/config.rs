@@ -203,10 +203,11 @@ impl Config {
                 .merge(Toml::file(file))
                 .merge(
                     // RESTDOSE_CONFIG names the file, RESTDOSE_ADMIN_PASSWORD feeds
-                    // `admin create-admin`, RESTDOSE_TEST_* and RESTDOSE_BENCH_* belong to the
-                    // test suite and the benchmarks.
+                    // `admin create-admin`, RESTDOSE_SIMULATE_DATABASE_URL `simulate`,
+                    // RESTDOSE_TEST_* and RESTDOSE_BENCH_* belong to the test suite and the
+                    // benchmarks.
                     Env::prefixed("RESTDOSE_")
-                        .ignore(&["CONFIG", "ADMIN_PASSWORD"])
+                        .ignore(&["CONFIG", "ADMIN_PASSWORD", "SIMULATE_DATABASE_URL"])
                         .filter(|key| {
                             let key = key.as_str().to_ascii_lowercase();
                             !key.starts_with("test_") && !key.starts_with("bench_")
@@ -638,6 +639,8 @@ mod tests {
             // Variables of the test suite and the benchmarks are not configuration keys.
             jail.set_env("RESTDOSE_TEST_UPDATE_SCREENS", "1");
             jail.set_env("RESTDOSE_BENCH_POSTGRES_URL", "postgres://nowhere/");
+            // Nor is the one `simulate` reads through its own flag.
+            jail.set_env("RESTDOSE_SIMULATE_DATABASE_URL", "postgres://nowhere/");
             let c = Config::load(Path::new("restdose.toml"), false).unwrap();
             assert_eq!(c.listen, "127.0.0.1:9100");
             assert_eq!(c.country, "AT");
