@@ -211,6 +211,42 @@ pub(crate) async fn upsert_postcodes(
     Ok(written)
 }
 
+// --- portal ---
+
+/// Ends the open invitations of an offer that filled, closed or was cancelled: they become
+/// `withdrawn` and their people's throttle is lifted, so the next offer nearby may invite them
+/// at once. `last_invited_at` can simply be cleared: the withdrawn invitation was the person's
+/// newest (nobody holds two open ones), and the one before it lies beyond the throttle, or
+/// this one could not have been sent.
+///
+/// The caller holds the offer's row. An invitation locked by someone else is being answered
+/// right now (a claim waiting for the offer row, a decline, an expiry) and is skipped: it ends
+/// by that answer, and waiting for it while holding the offer would deadlock with a claim.
+/// Invitations before people, as everywhere (see the matcher's module header). One statement
+/// (`SKIP LOCKED`, a data-modifying CTE); SQLite's counterpart runs two.
+pub(crate) async fn withdraw_open_invitations(
+    conn: &mut sqlx::PgConnection,
+    offer_id: uuid::Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "WITH ended AS ( \
+             UPDATE invitations SET status = 'withdrawn', answered_at = $2 \
+             WHERE id IN (SELECT id FROM invitations \
+                 WHERE offer_id = $1 AND status = 'open' \
+                 ORDER BY registrant_id FOR UPDATE SKIP LOCKED) \
+             RETURNING registrant_id) \
+         UPDATE registrants SET last_invited_at = NULL \
+         WHERE id IN (SELECT registrant_id FROM ended)",
+    )
+    .bind(offer_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

@@ -203,6 +203,38 @@ pub(crate) async fn upsert_postcodes(
     Ok(written)
 }
 
+// --- portal ---
+
+/// Ends the open invitations of an offer that filled, closed or was cancelled: they become
+/// `withdrawn` and their people's throttle is lifted (see PostgreSQL's version). Two
+/// statements, people first while the invitations are still open; the write transaction the
+/// caller holds keeps everyone else out, so nothing is skipped.
+pub(crate) async fn withdraw_open_invitations(
+    conn: &mut sqlx::SqliteConnection,
+    offer_id: uuid::Uuid,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE registrants SET last_invited_at = NULL \
+         WHERE id IN (SELECT registrant_id FROM invitations \
+             WHERE offer_id = $1 AND status = 'open')",
+    )
+    .bind(offer_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    sqlx::query(
+        "UPDATE invitations SET status = 'withdrawn', answered_at = $2 \
+         WHERE offer_id = $1 AND status = 'open'",
+    )
+    .bind(offer_id)
+    .bind(Ts(now))
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
