@@ -23,13 +23,13 @@ use uuid::Uuid;
 use crate::encode::{Ts, ts};
 use crate::{SqlStore, corrupt, for_both_databases, radius_to_db};
 
-/// One statement with its arguments bound in order, run on `$conn` and mapped to store errors:
-/// `run!(query, execute, conn, sql, args…)`, `run!(query_as, fetch_optional, …)`,
-/// `run!(query_scalar, fetch_all, …)`. Expanded inside `for_both_databases!` (for its
-/// `db_error`).
+/// `run!(query.execute(conn), sql; args…)` is `sqlx::query(sql).bind(arg)….execute(conn)` with
+/// errors mapped by the dialect's `db_error` (so it is expanded inside `for_both_databases!`);
+/// likewise `query_as` / `query_scalar` with `fetch_one`, `fetch_optional`, `fetch_all`.
+/// Statement and arguments stay on a few lines each (rustfmt leaves the call as written).
 macro_rules! run {
-    ($query:ident, $run:ident, $conn:expr, $sql:expr $(, $arg:expr)* $(,)?) => {
-        sqlx::$query($sql)$(.bind($arg))*.$run($conn).await.map_err(db_error)
+    ($query:ident.$run:ident($conn:expr), $sql:expr $(; $($arg:expr),+ $(,)?)?) => {
+        sqlx::$query($sql)$($(.bind($arg))+)?.$run($conn).await.map_err(db_error)
     };
 }
 
@@ -202,22 +202,16 @@ fn check_practice_rows(
     practice: &NewPractice,
     verification: &NewAccountToken,
 ) -> StoreResult<()> {
-    if account.role != Role::Practice {
-        return Err(StoreError::other(
-            "insert_practice needs a practice account",
-        ));
-    }
-    if practice.account_id != account.id || verification.account_id != account.id {
-        return Err(StoreError::other(
-            "insert_practice: practice and link must belong to the new account",
-        ));
-    }
-    if verification.purpose != AccountTokenPurpose::VerifyEmail {
-        return Err(StoreError::other(
-            "insert_practice: the link must be an e-mail verification",
-        ));
-    }
-    Ok(())
+    let problem = if account.role != Role::Practice {
+        "insert_practice needs a practice account"
+    } else if practice.account_id != account.id || verification.account_id != account.id {
+        "insert_practice: practice and link must belong to the new account"
+    } else if verification.purpose != AccountTokenPurpose::VerifyEmail {
+        "insert_practice: the link must be an e-mail verification"
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::other(problem))
 }
 
 #[apply(for_both_databases!)]
@@ -227,20 +221,11 @@ impl SqlStore<Db> {
         conn: &mut <Db as sqlx::Database>::Connection,
         account: &NewAccount,
     ) -> StoreResult<()> {
-        run!(
-            query,
-            execute,
-            &mut *conn,
+        run!(query.execute(&mut *conn),
             "INSERT INTO accounts (id, role, email, password_hash, email_verified_at, \
-             created_at, password_changed_at, language) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
-            account.id,
-            account.role.as_str(),
-            &account.email,
-            &account.password_hash,
-            ts(account.email_verified_at),
-            Ts(account.created_at),
-            &account.language,
-        )?;
+             created_at, password_changed_at, language) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)";
+            account.id, account.role.as_str(), &account.email, &account.password_hash,
+            ts(account.email_verified_at), Ts(account.created_at), &account.language)?;
         Ok(())
     }
 
@@ -248,18 +233,11 @@ impl SqlStore<Db> {
         conn: &mut <Db as sqlx::Database>::Connection,
         token: &NewAccountToken,
     ) -> StoreResult<()> {
-        run!(
-            query,
-            execute,
-            &mut *conn,
+        run!(query.execute(&mut *conn),
             "INSERT INTO account_tokens (token_hash, account_id, purpose, created_at, \
-             expires_at) VALUES ($1, $2, $3, $4, $5)",
-            &token.hash,
-            token.account_id,
-            token.purpose.as_str(),
-            Ts(token.created_at),
-            Ts(token.expires_at),
-        )?;
+             expires_at) VALUES ($1, $2, $3, $4, $5)";
+            &token.hash, token.account_id, token.purpose.as_str(), Ts(token.created_at),
+            Ts(token.expires_at))?;
         Ok(())
     }
 
@@ -272,17 +250,10 @@ impl SqlStore<Db> {
         status: BookingStatus,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let done = run!(
-            query,
-            execute,
-            &self.pool,
+        let done = run!(query.execute(&self.pool),
             "UPDATE bookings SET status = $4, updated_at = $3 \
-             WHERE offer_id = $1 AND code = $2 AND status = 'booked'",
-            offer_id,
-            code,
-            Ts(now),
-            status.as_str(),
-        )?;
+             WHERE offer_id = $1 AND code = $2 AND status = 'booked'";
+            offer_id, code, Ts(now), status.as_str())?;
         Ok(done.rows_affected() == 1)
     }
 }
@@ -302,20 +273,11 @@ impl PortalStore for SqlStore<Db> {
         check_practice_rows(account, practice, verification)?;
         let mut tx = dialect::begin_write(&self.pool).await?;
         Self::insert_account_on(&mut tx, account).await?;
-        run!(
-            query,
-            execute,
-            &mut *tx,
+        run!(query.execute(&mut *tx),
             "INSERT INTO practices (account_id, name, street, postcode, city, phone, status, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)",
-            practice.account_id,
-            &practice.name,
-            &practice.street,
-            &practice.postcode,
-            &practice.city,
-            &practice.phone,
-            Ts(practice.created_at),
-        )?;
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)";
+            practice.account_id, &practice.name, &practice.street, &practice.postcode,
+            &practice.city, &practice.phone, Ts(practice.created_at))?;
         Self::insert_account_token_on(&mut tx, verification).await?;
         tx.commit().await.map_err(db_error)
     }
@@ -332,58 +294,37 @@ impl PortalStore for SqlStore<Db> {
     #[tracing::instrument(skip_all, fields(account = %id))]
     async fn account(&self, id: Uuid) -> StoreResult<Option<Account>> {
         let sql = format!("{ACCOUNT_SELECT} WHERE id = $1");
-        let row: Option<AccountRow> = run!(
-            query_as,
-            fetch_optional,
-            &self.pool,
-            sqlx::AssertSqlSafe(sql),
-            id
-        )?;
+        let row: Option<AccountRow> =
+            run!(query_as.fetch_optional(&self.pool), sqlx::AssertSqlSafe(sql); id)?;
         row.map(Account::try_from).transpose()
     }
 
     #[tracing::instrument(skip_all)]
     async fn account_by_email(&self, email: &str) -> StoreResult<Option<Account>> {
         let sql = format!("{ACCOUNT_SELECT} WHERE email = $1");
-        let row: Option<AccountRow> = run!(
-            query_as,
-            fetch_optional,
-            &self.pool,
-            sqlx::AssertSqlSafe(sql),
-            email
-        )?;
+        let row: Option<AccountRow> =
+            run!(query_as.fetch_optional(&self.pool), sqlx::AssertSqlSafe(sql); email)?;
         row.map(Account::try_from).transpose()
     }
 
     #[tracing::instrument(skip_all, fields(practice = %id))]
     async fn practice(&self, id: Uuid) -> StoreResult<Option<Practice>> {
         let sql = format!("{PRACTICE_SELECT} WHERE p.account_id = $1");
-        let row: Option<PracticeRow> = run!(
-            query_as,
-            fetch_optional,
-            &self.pool,
-            sqlx::AssertSqlSafe(sql),
-            id
-        )?;
+        let row: Option<PracticeRow> =
+            run!(query_as.fetch_optional(&self.pool), sqlx::AssertSqlSafe(sql); id)?;
         row.map(Practice::try_from).transpose()
     }
 
     #[tracing::instrument(skip_all, fields(status = status.map(PracticeStatus::as_str)))]
     async fn practices(&self, status: Option<PracticeStatus>) -> StoreResult<Vec<Practice>> {
-        // PostgreSQL's version cast `$1::text`; not needed: sqlx declares the parameter's type
-        // (text) when it prepares the statement, so `$1 IS NULL` alone is not ambiguous.
+        // PostgreSQL's version cast `$1::text`, which SQLite cannot parse. Not needed: sqlx
+        // declares the parameter's type (text) when it prepares the statement.
         let sql = format!(
             "{PRACTICE_SELECT} WHERE ($1 IS NULL OR p.status = $1) \
              ORDER BY p.created_at, p.account_id"
         );
-        let status = status.map(PracticeStatus::as_str);
-        let rows: Vec<PracticeRow> = run!(
-            query_as,
-            fetch_all,
-            &self.pool,
-            sqlx::AssertSqlSafe(sql),
-            status
-        )?;
+        let rows: Vec<PracticeRow> = run!(query_as.fetch_all(&self.pool), sqlx::AssertSqlSafe(sql);
+            status.map(PracticeStatus::as_str))?;
         rows.into_iter().map(Practice::try_from).collect()
     }
 
@@ -394,16 +335,9 @@ impl PortalStore for SqlStore<Db> {
         status: PracticeStatus,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let sql = "UPDATE practices SET status = $2, decided_at = $3 WHERE account_id = $1";
-        let done = run!(
-            query,
-            execute,
-            &self.pool,
-            sql,
-            id,
-            status.as_str(),
-            Ts(now)
-        )?;
+        let done = run!(query.execute(&self.pool),
+            "UPDATE practices SET status = $2, decided_at = $3 WHERE account_id = $1";
+            id, status.as_str(), Ts(now))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -423,30 +357,17 @@ impl PortalStore for SqlStore<Db> {
         purpose: AccountTokenPurpose,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Uuid>> {
-        let sql = "SELECT account_id FROM account_tokens \
-                   WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3";
-        run!(
-            query_scalar,
-            fetch_optional,
-            &self.pool,
-            sql,
-            hash,
-            purpose.as_str(),
-            Ts(now)
-        )
+        run!(query_scalar.fetch_optional(&self.pool),
+            "SELECT account_id FROM account_tokens \
+             WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3";
+            hash, purpose.as_str(), Ts(now))
     }
 
     #[tracing::instrument(skip_all, fields(account = %id))]
     async fn delete_account(&self, id: Uuid) -> StoreResult<bool> {
         // Practice, offers with their bookings, API tokens, sessions and links go with the row
         // (ON DELETE CASCADE; on SQLite foreign keys are on for every connection).
-        let done = run!(
-            query,
-            execute,
-            &self.pool,
-            "DELETE FROM accounts WHERE id = $1",
-            id
-        )?;
+        let done = run!(query.execute(&self.pool), "DELETE FROM accounts WHERE id = $1"; id)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -459,26 +380,20 @@ impl PortalStore for SqlStore<Db> {
     ) -> StoreResult<Option<Uuid>> {
         let mut tx = dialect::begin_write(&self.pool).await?;
         // A link of another purpose or an expired one is left alone (and refused).
-        let sql = "DELETE FROM account_tokens \
-                   WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3 \
-                   RETURNING account_id";
-        let account_id: Option<Uuid> = run!(
-            query_scalar,
-            fetch_optional,
-            &mut *tx,
-            sql,
-            hash,
-            purpose.as_str(),
-            Ts(now)
-        )?;
+        let account_id: Option<Uuid> = run!(query_scalar.fetch_optional(&mut *tx),
+            "DELETE FROM account_tokens \
+             WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3 \
+             RETURNING account_id";
+            hash, purpose.as_str(), Ts(now))?;
         let Some(account_id) = account_id else {
             return Ok(None);
         };
         tracing::Span::current().record("account", tracing::field::display(account_id));
         if purpose == AccountTokenPurpose::VerifyEmail {
-            let sql = "UPDATE accounts SET email_verified_at = $2 \
-                       WHERE id = $1 AND email_verified_at IS NULL";
-            run!(query, execute, &mut *tx, sql, account_id, Ts(now))?;
+            run!(query.execute(&mut *tx),
+                "UPDATE accounts SET email_verified_at = $2 \
+                 WHERE id = $1 AND email_verified_at IS NULL";
+                account_id, Ts(now))?;
         }
         tx.commit().await.map_err(db_error)?;
         Ok(Some(account_id))
@@ -492,21 +407,13 @@ impl PortalStore for SqlStore<Db> {
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut tx = dialect::begin_write(&self.pool).await?;
-        let sql = "UPDATE accounts SET password_hash = $2, password_changed_at = $3 WHERE id = $1";
-        let done = run!(
-            query,
-            execute,
-            &mut *tx,
-            sql,
-            account_id,
-            password_hash,
-            Ts(now)
-        )?;
+        let done = run!(query.execute(&mut *tx),
+            "UPDATE accounts SET password_hash = $2, password_changed_at = $3 WHERE id = $1";
+            account_id, password_hash, Ts(now))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        let sql = "DELETE FROM sessions WHERE account_id = $1";
-        run!(query, execute, &mut *tx, sql, account_id)?;
+        run!(query.execute(&mut *tx), "DELETE FROM sessions WHERE account_id = $1"; account_id)?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -514,18 +421,11 @@ impl PortalStore for SqlStore<Db> {
 
     #[tracing::instrument(skip_all, fields(account = %session.account_id))]
     async fn insert_session(&self, session: &NewSession) -> StoreResult<()> {
-        run!(
-            query,
-            execute,
-            &self.pool,
+        run!(query.execute(&self.pool),
             "INSERT INTO sessions (id_hash, account_id, csrf_token, created_at, last_seen_at, \
-             expires_at) VALUES ($1, $2, $3, $4, $4, $5)",
-            &session.id_hash,
-            session.account_id,
-            &session.csrf_token,
-            Ts(session.created_at),
-            Ts(session.expires_at),
-        )?;
+             expires_at) VALUES ($1, $2, $3, $4, $4, $5)";
+            &session.id_hash, session.account_id, &session.csrf_token, Ts(session.created_at),
+            Ts(session.expires_at))?;
         Ok(())
     }
 
@@ -535,17 +435,17 @@ impl PortalStore for SqlStore<Db> {
         id_hash: &[u8],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<SessionRecord>> {
-        let sql = "SELECT account_id, csrf_token, created_at, last_seen_at, expires_at \
-                   FROM sessions WHERE id_hash = $1 AND expires_at > $2";
-        let row: Option<(Uuid, String, Ts, Ts, Ts)> =
-            run!(query_as, fetch_optional, &self.pool, sql, id_hash, Ts(now))?;
+        let row: Option<(Uuid, String, Ts, Ts, Ts)> = run!(query_as.fetch_optional(&self.pool),
+            "SELECT account_id, csrf_token, created_at, last_seen_at, expires_at FROM sessions \
+             WHERE id_hash = $1 AND expires_at > $2";
+            id_hash, Ts(now))?;
         Ok(row.map(
-            |(account_id, csrf_token, created_at, last_seen_at, expires_at)| SessionRecord {
+            |(account_id, csrf_token, created, seen, expires)| SessionRecord {
                 account_id,
                 csrf_token,
-                created_at: created_at.0,
-                last_seen_at: last_seen_at.0,
-                expires_at: expires_at.0,
+                created_at: created.0,
+                last_seen_at: seen.0,
+                expires_at: expires.0,
             },
         ))
     }
@@ -558,24 +458,16 @@ impl PortalStore for SqlStore<Db> {
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
         // An expired session stays expired: touching cannot bring it back.
-        let sql = "UPDATE sessions SET last_seen_at = $2, expires_at = $3 \
-                   WHERE id_hash = $1 AND expires_at > $2";
-        run!(
-            query,
-            execute,
-            &self.pool,
-            sql,
-            id_hash,
-            Ts(now),
-            Ts(expires_at)
-        )?;
+        run!(query.execute(&self.pool),
+            "UPDATE sessions SET last_seen_at = $2, expires_at = $3 \
+             WHERE id_hash = $1 AND expires_at > $2";
+            id_hash, Ts(now), Ts(expires_at))?;
         Ok(())
     }
 
     #[tracing::instrument(skip_all)]
     async fn delete_session(&self, id_hash: &[u8]) -> StoreResult<()> {
-        let sql = "DELETE FROM sessions WHERE id_hash = $1";
-        run!(query, execute, &self.pool, sql, id_hash)?;
+        run!(query.execute(&self.pool), "DELETE FROM sessions WHERE id_hash = $1"; id_hash)?;
         Ok(())
     }
 
@@ -583,9 +475,9 @@ impl PortalStore for SqlStore<Db> {
 
     #[tracing::instrument(skip_all)]
     async fn throttle_state(&self, key: &str) -> StoreResult<Option<ThrottleState>> {
-        let sql = "SELECT failures, last_failure_at, locked_until FROM login_throttle \
-                   WHERE throttle_key = $1";
-        let row: Option<ThrottleRow> = run!(query_as, fetch_optional, &self.pool, sql, key)?;
+        let row: Option<ThrottleRow> = run!(query_as.fetch_optional(&self.pool),
+            "SELECT failures, last_failure_at, locked_until FROM login_throttle \
+             WHERE throttle_key = $1"; key)?;
         Ok(row.map(throttle_state))
     }
 
@@ -595,28 +487,27 @@ impl PortalStore for SqlStore<Db> {
         key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<ThrottleState> {
-        let sql = "INSERT INTO login_throttle (throttle_key, failures, last_failure_at) \
-                   VALUES ($1, 1, $2) \
-                   ON CONFLICT (throttle_key) DO UPDATE \
-                   SET failures = login_throttle.failures + 1, \
-                       last_failure_at = EXCLUDED.last_failure_at \
-                   RETURNING failures, last_failure_at, locked_until";
-        let row: ThrottleRow = run!(query_as, fetch_one, &self.pool, sql, key, Ts(now))?;
+        let row: ThrottleRow = run!(query_as.fetch_one(&self.pool),
+            "INSERT INTO login_throttle (throttle_key, failures, last_failure_at) \
+             VALUES ($1, 1, $2) \
+             ON CONFLICT (throttle_key) DO UPDATE \
+             SET failures = login_throttle.failures + 1, last_failure_at = EXCLUDED.last_failure_at \
+             RETURNING failures, last_failure_at, locked_until";
+            key, Ts(now))?;
         Ok(throttle_state(row))
     }
 
     #[tracing::instrument(skip_all)]
     async fn lock_login(&self, key: &str, until: DateTime<Utc>) -> StoreResult<()> {
         // Locks follow recorded failures; a key without any has nothing to lock.
-        let sql = "UPDATE login_throttle SET locked_until = $2 WHERE throttle_key = $1";
-        run!(query, execute, &self.pool, sql, key, Ts(until))?;
+        run!(query.execute(&self.pool),
+            "UPDATE login_throttle SET locked_until = $2 WHERE throttle_key = $1"; key, Ts(until))?;
         Ok(())
     }
 
     #[tracing::instrument(skip_all)]
     async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
-        let sql = "DELETE FROM login_throttle WHERE throttle_key = $1";
-        run!(query, execute, &self.pool, sql, key)?;
+        run!(query.execute(&self.pool), "DELETE FROM login_throttle WHERE throttle_key = $1"; key)?;
         Ok(())
     }
 
@@ -624,41 +515,27 @@ impl PortalStore for SqlStore<Db> {
 
     #[tracing::instrument(skip_all, fields(practice = %token.practice_id, token = %token.id))]
     async fn insert_api_token(&self, token: &NewApiToken) -> StoreResult<()> {
-        let sql = "INSERT INTO api_tokens (id, practice_id, name, token_hash, created_at) \
-                   VALUES ($1, $2, $3, $4, $5)";
-        let (id, practice, name, hash) = (token.id, token.practice_id, &token.name, &token.hash);
-        run!(
-            query,
-            execute,
-            &self.pool,
-            sql,
-            id,
-            practice,
-            name,
-            hash,
-            Ts(token.created_at)
-        )?;
+        run!(query.execute(&self.pool),
+            "INSERT INTO api_tokens (id, practice_id, name, token_hash, created_at) \
+             VALUES ($1, $2, $3, $4, $5)";
+            token.id, token.practice_id, &token.name, &token.hash, Ts(token.created_at))?;
         Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(practice = %practice_id))]
     async fn api_tokens(&self, practice_id: Uuid) -> StoreResult<Vec<ApiTokenInfo>> {
-        let sql = "SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens \
-                   WHERE practice_id = $1 ORDER BY created_at DESC, id DESC";
-        let rows: Vec<(Uuid, String, Ts, Option<Ts>, Option<Ts>)> =
-            run!(query_as, fetch_all, &self.pool, sql, practice_id)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(id, name, created_at, last_used_at, revoked_at)| ApiTokenInfo {
-                    id,
-                    name,
-                    created_at: created_at.0,
-                    last_used_at: last_used_at.map(Into::into),
-                    revoked_at: revoked_at.map(Into::into),
-                },
-            )
-            .collect())
+        let rows: Vec<(Uuid, String, Ts, Option<Ts>, Option<Ts>)> = run!(query_as.fetch_all(&self.pool),
+                "SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens \
+                 WHERE practice_id = $1 ORDER BY created_at DESC, id DESC"; practice_id)?;
+        let info =
+            |(id, name, created, used, revoked): (_, _, Ts, Option<Ts>, Option<Ts>)| ApiTokenInfo {
+                id,
+                name,
+                created_at: created.0,
+                last_used_at: used.map(Into::into),
+                revoked_at: revoked.map(Into::into),
+            };
+        Ok(rows.into_iter().map(info).collect())
     }
 
     #[tracing::instrument(skip_all, fields(practice = %practice_id, token = %id))]
@@ -668,9 +545,10 @@ impl PortalStore for SqlStore<Db> {
         id: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let sql = "UPDATE api_tokens SET revoked_at = $3 \
-                   WHERE id = $2 AND practice_id = $1 AND revoked_at IS NULL";
-        let done = run!(query, execute, &self.pool, sql, practice_id, id, Ts(now))?;
+        let done = run!(query.execute(&self.pool),
+            "UPDATE api_tokens SET revoked_at = $3 \
+             WHERE id = $2 AND practice_id = $1 AND revoked_at IS NULL";
+            practice_id, id, Ts(now))?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -680,11 +558,11 @@ impl PortalStore for SqlStore<Db> {
         hash: &[u8],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Uuid>> {
-        let sql = "UPDATE api_tokens SET last_used_at = $2 \
-                   WHERE token_hash = $1 AND revoked_at IS NULL \
-                   RETURNING practice_id";
-        let practice: Option<Uuid> =
-            run!(query_scalar, fetch_optional, &self.pool, sql, hash, Ts(now))?;
+        let practice: Option<Uuid> = run!(query_scalar.fetch_optional(&self.pool),
+            "UPDATE api_tokens SET last_used_at = $2 \
+             WHERE token_hash = $1 AND revoked_at IS NULL \
+             RETURNING practice_id";
+            hash, Ts(now))?;
         if let Some(practice) = practice {
             tracing::Span::current().record("practice", tracing::field::display(practice));
         }
@@ -695,38 +573,21 @@ impl PortalStore for SqlStore<Db> {
 
     #[tracing::instrument(skip_all, fields(practice = %offer.practice_id, offer = %offer.id))]
     async fn insert_offer(&self, offer: &NewOffer) -> StoreResult<()> {
-        run!(
-            query,
-            execute,
-            &self.pool,
+        run!(query.execute(&self.pool),
             "INSERT INTO offers (id, practice_id, vaccine, doses, starts_at, ends_at, \
              claim_minutes, radius_km, note, postcode, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11)",
-            offer.id,
-            offer.practice_id,
-            &offer.vaccine,
-            offer.doses,
-            Ts(offer.starts_at),
-            Ts(offer.ends_at),
-            offer.claim_minutes,
-            radius_to_db(offer.radius_km)?,
-            &offer.note,
-            &offer.postcode,
-            Ts(offer.created_at),
-        )?;
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11)";
+            offer.id, offer.practice_id, &offer.vaccine, offer.doses, Ts(offer.starts_at),
+            Ts(offer.ends_at), offer.claim_minutes, radius_to_db(offer.radius_km)?,
+            &offer.note, &offer.postcode, Ts(offer.created_at))?;
         Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(offer = %id))]
     async fn offer(&self, id: Uuid) -> StoreResult<Option<Offer>> {
         let sql = format!("SELECT {OFFER_COLUMNS} FROM offers WHERE id = $1");
-        let row: Option<OfferRow> = run!(
-            query_as,
-            fetch_optional,
-            &self.pool,
-            sqlx::AssertSqlSafe(sql),
-            id
-        )?;
+        let row: Option<OfferRow> =
+            run!(query_as.fetch_optional(&self.pool), sqlx::AssertSqlSafe(sql); id)?;
         row.map(Offer::try_from).transpose()
     }
 
@@ -736,13 +597,8 @@ impl PortalStore for SqlStore<Db> {
             "SELECT {OFFER_COLUMNS} FROM offers WHERE practice_id = $1 \
              ORDER BY created_at DESC, id DESC"
         );
-        let rows: Vec<OfferRow> = run!(
-            query_as,
-            fetch_all,
-            &self.pool,
-            sqlx::AssertSqlSafe(sql),
-            practice_id
-        )?;
+        let rows: Vec<OfferRow> =
+            run!(query_as.fetch_all(&self.pool), sqlx::AssertSqlSafe(sql); practice_id)?;
         rows.into_iter().map(Offer::try_from).collect()
     }
 
@@ -759,15 +615,17 @@ impl PortalStore for SqlStore<Db> {
             ));
         }
         let mut tx = dialect::begin_write(&self.pool).await?;
-        let sql = "UPDATE offers SET status = $2, closed_at = $3 WHERE id = $1 AND status = 'open'";
-        let done = run!(query, execute, &mut *tx, sql, id, status.as_str(), Ts(now))?;
+        let done = run!(query.execute(&mut *tx),
+            "UPDATE offers SET status = $2, closed_at = $3 WHERE id = $1 AND status = 'open'";
+            id, status.as_str(), Ts(now))?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
         if status == OfferStatus::Cancelled {
-            let sql = "UPDATE bookings SET status = 'cancelled', updated_at = $2 \
-                       WHERE offer_id = $1 AND status = 'booked'";
-            run!(query, execute, &mut *tx, sql, id, Ts(now))?;
+            run!(query.execute(&mut *tx),
+                "UPDATE bookings SET status = 'cancelled', updated_at = $2 \
+                 WHERE offer_id = $1 AND status = 'booked'";
+                id, Ts(now))?;
         }
         // Open invitations of a finished offer cannot be claimed any more: end them now, so
         // their people can be invited elsewhere and the silence does not count against them.
@@ -782,29 +640,28 @@ impl PortalStore for SqlStore<Db> {
             return Ok(None);
         }
         // `1000 - more` cannot overflow for a positive `more`.
-        let sql = "UPDATE offers SET doses = doses + $2 \
-                   WHERE id = $1 AND status = 'open' AND doses <= 1000 - $2 \
-                   RETURNING doses";
-        run!(query_scalar, fetch_optional, &self.pool, sql, id, more)
+        run!(query_scalar.fetch_optional(&self.pool),
+            "UPDATE offers SET doses = doses + $2 \
+             WHERE id = $1 AND status = 'open' AND doses <= 1000 - $2 \
+             RETURNING doses";
+            id, more)
     }
 
     #[tracing::instrument(skip_all, fields(offer = %booking.offer_id, booking = %booking.id))]
     async fn insert_booking(&self, booking: &NewBooking) -> StoreResult<()> {
-        let sql = "INSERT INTO bookings (id, offer_id, registrant_id, code, status, created_at, \
-                   updated_at) VALUES ($1, $2, $3, $4, 'booked', $5, $5)";
-        let (id, offer, registrant) = (booking.id, booking.offer_id, booking.registrant_id);
-        let (code, at) = (&booking.code, Ts(booking.created_at));
-        run!(
-            query, execute, &self.pool, sql, id, offer, registrant, code, at
-        )?;
+        run!(query.execute(&self.pool),
+            "INSERT INTO bookings (id, offer_id, registrant_id, code, status, created_at, \
+             updated_at) VALUES ($1, $2, $3, $4, 'booked', $5, $5)";
+            booking.id, booking.offer_id, booking.registrant_id, &booking.code,
+            Ts(booking.created_at))?;
         Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(offer = %offer_id))]
     async fn bookings_of(&self, offer_id: Uuid) -> StoreResult<Vec<Booking>> {
-        let sql = "SELECT id, offer_id, code, status, created_at, updated_at FROM bookings \
-                   WHERE offer_id = $1 ORDER BY created_at, id";
-        let rows: Vec<BookingRow> = run!(query_as, fetch_all, &self.pool, sql, offer_id)?;
+        let rows: Vec<BookingRow> = run!(query_as.fetch_all(&self.pool),
+            "SELECT id, offer_id, code, status, created_at, updated_at FROM bookings \
+             WHERE offer_id = $1 ORDER BY created_at, id"; offer_id)?;
         rows.into_iter().map(Booking::try_from).collect()
     }
 
@@ -814,17 +671,11 @@ impl PortalStore for SqlStore<Db> {
         offer_id: Uuid,
         status: BookingStatus,
     ) -> StoreResult<Vec<Uuid>> {
-        let sql = "SELECT registrant_id FROM bookings \
-                   WHERE offer_id = $1 AND status = $2 AND registrant_id IS NOT NULL \
-                   ORDER BY created_at, id";
-        run!(
-            query_scalar,
-            fetch_all,
-            &self.pool,
-            sql,
-            offer_id,
-            status.as_str()
-        )
+        run!(query_scalar.fetch_all(&self.pool),
+            "SELECT registrant_id FROM bookings \
+             WHERE offer_id = $1 AND status = $2 AND registrant_id IS NOT NULL \
+             ORDER BY created_at, id";
+            offer_id, status.as_str())
     }
 
     #[tracing::instrument(skip_all, fields(offer = %offer_id))]
@@ -841,19 +692,9 @@ impl PortalStore for SqlStore<Db> {
             return Ok(CheckInOutcome::CheckedIn);
         }
         // No booking ever returns to 'booked', so this answer cannot go stale.
-        let sql = "SELECT 1 FROM bookings WHERE offer_id = $1 AND code = $2";
-        let exists: Option<i32> = run!(
-            query_scalar,
-            fetch_optional,
-            &self.pool,
-            sql,
-            offer_id,
-            code
-        )?;
-        Ok(match exists {
-            Some(_) => CheckInOutcome::AlreadyUsed,
-            None => CheckInOutcome::Unknown,
-        })
+        let exists: Option<i32> = run!(query_scalar.fetch_optional(&self.pool),
+            "SELECT 1 FROM bookings WHERE offer_id = $1 AND code = $2"; offer_id, code)?;
+        Ok(exists.map_or(CheckInOutcome::Unknown, |_| CheckInOutcome::AlreadyUsed))
     }
 
     #[tracing::instrument(skip_all, fields(offer = %offer_id))]
