@@ -123,6 +123,19 @@ fn throttle_state((failures, last_failure_at, locked_until): ThrottleRow) -> Thr
     }
 }
 
+/// `id, name, created_at, last_used_at, revoked_at` of `api_tokens`.
+type ApiTokenRow = (Uuid, String, Ts, Option<Ts>, Option<Ts>);
+
+fn api_token_info((id, name, created_at, last_used_at, revoked_at): ApiTokenRow) -> ApiTokenInfo {
+    ApiTokenInfo {
+        id,
+        name,
+        created_at: created_at.0,
+        last_used_at: last_used_at.map(Into::into),
+        revoked_at: revoked_at.map(Into::into),
+    }
+}
+
 /// Also read by the matcher (`RETURNING {OFFER_COLUMNS}`).
 #[derive(FromRow)]
 pub(crate) struct OfferRow {
@@ -217,7 +230,7 @@ fn check_practice_rows(
 #[apply(for_both_databases!)]
 impl SqlStore<Db> {
     /// `password_changed_at` starts at `created_at`.
-    pub(crate) async fn insert_account_on(
+    async fn insert_account_on(
         conn: &mut <Db as sqlx::Database>::Connection,
         account: &NewAccount,
     ) -> StoreResult<()> {
@@ -229,7 +242,7 @@ impl SqlStore<Db> {
         Ok(())
     }
 
-    pub(crate) async fn insert_account_token_on(
+    async fn insert_account_token_on(
         conn: &mut <Db as sqlx::Database>::Connection,
         token: &NewAccountToken,
     ) -> StoreResult<()> {
@@ -491,7 +504,8 @@ impl PortalStore for SqlStore<Db> {
             "INSERT INTO login_throttle (throttle_key, failures, last_failure_at) \
              VALUES ($1, 1, $2) \
              ON CONFLICT (throttle_key) DO UPDATE \
-             SET failures = login_throttle.failures + 1, last_failure_at = EXCLUDED.last_failure_at \
+             SET failures = login_throttle.failures + 1, \
+                 last_failure_at = EXCLUDED.last_failure_at \
              RETURNING failures, last_failure_at, locked_until";
             key, Ts(now))?;
         Ok(throttle_state(row))
@@ -524,18 +538,10 @@ impl PortalStore for SqlStore<Db> {
 
     #[tracing::instrument(skip_all, fields(practice = %practice_id))]
     async fn api_tokens(&self, practice_id: Uuid) -> StoreResult<Vec<ApiTokenInfo>> {
-        let rows: Vec<(Uuid, String, Ts, Option<Ts>, Option<Ts>)> = run!(query_as.fetch_all(&self.pool),
-                "SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens \
-                 WHERE practice_id = $1 ORDER BY created_at DESC, id DESC"; practice_id)?;
-        let info =
-            |(id, name, created, used, revoked): (_, _, Ts, Option<Ts>, Option<Ts>)| ApiTokenInfo {
-                id,
-                name,
-                created_at: created.0,
-                last_used_at: used.map(Into::into),
-                revoked_at: revoked.map(Into::into),
-            };
-        Ok(rows.into_iter().map(info).collect())
+        let rows: Vec<ApiTokenRow> = run!(query_as.fetch_all(&self.pool),
+            "SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens \
+             WHERE practice_id = $1 ORDER BY created_at DESC, id DESC"; practice_id)?;
+        Ok(rows.into_iter().map(api_token_info).collect())
     }
 
     #[tracing::instrument(skip_all, fields(practice = %practice_id, token = %id))]
