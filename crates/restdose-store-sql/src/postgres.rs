@@ -243,3 +243,8 @@ mod tests {
         assert!(started.elapsed() < ACQUIRE_TIMEOUT + Duration::from_secs(2));
     }
 }
+
+// --- lifecycle ---
+
+/// Several workers may purge at once: each takes an offer no other worker holds.
+pub(crate) const PURGE_OFFER_LOCK: &str = "FOR UPDATE SKIP LOCKED";

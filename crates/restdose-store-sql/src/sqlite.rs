@@ -353,3 +353,8 @@ mod tests {
         store.pool().close().await;
     }
 }
+
+// --- lifecycle ---
+
+/// The purge takes its offer under `begin_write`'s lock of the whole database.
+pub(crate) const PURGE_OFFER_LOCK: &str = "";
