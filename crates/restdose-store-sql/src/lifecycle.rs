@@ -22,6 +22,11 @@ use uuid::Uuid;
 use crate::encode::{Day, Ts};
 use crate::{SqlStore, corrupt, count, for_both_databases};
 
+/// Counter tables for `add_counters_on`: (table, key column, primary key).
+const DAILY_STATS: (&str, &str, &str) = ("daily_stats", "area", "day, area, metric");
+const PRACTICE_STATS: (&str, &str, &str) =
+    ("practice_stats", "practice_id", "practice_id, day, metric");
+
 /// The booking statuses of people who came (or were due to): they go with the offer.
 const STATUSES_OF_PEOPLE_WHO_GO: &str = "'booked', 'checked_in', 'no_show'";
 
@@ -33,52 +38,6 @@ struct FinishedOfferRow {
     postcode: String,
     starts_at: Ts,
     created_at: Ts,
-}
-
-#[derive(FromRow)]
-struct BookingCountsRow {
-    checked_in: i64,
-    no_show: i64,
-    last_placed_at: Option<Ts>,
-}
-
-#[derive(FromRow)]
-struct WaveCountsRow {
-    wave: i32,
-    invited: i64,
-    claimed: i64,
-}
-
-#[derive(FromRow)]
-struct OfferCountsRow {
-    placed: i64,
-    claims: i64,
-    invitations: i64,
-}
-
-#[derive(FromRow)]
-struct StatDbRow {
-    day: Day,
-    area: String,
-    metric: String,
-    value: i64,
-}
-
-#[derive(FromRow)]
-struct CiphertextRow {
-    id: Uuid,
-    key_id: i32,
-    blob: Vec<u8>,
-}
-
-#[derive(FromRow)]
-struct PreviewRow {
-    finished_offers: i64,
-    people_of_finished_offers: i64,
-    unconfirmed: i64,
-    expired_links: i64,
-    expired_sessions: i64,
-    inactive_paused: i64,
 }
 
 // TODO(merge): a copy of registrants.rs's private `RegistrantRow` / `REGISTRANT_COLUMNS`;
@@ -148,26 +107,34 @@ fn fill_minutes(created_at: DateTime<Utc>, last_placed_at: DateTime<Utc>) -> i32
 
 #[apply(for_both_databases!)]
 impl SqlStore<Db> {
-    /// Adds `by` to a counter, creating it.
-    async fn add_daily_stat_on(
+    /// Adds to counters of one day (`daily_stats` by area, `practice_stats` by practice),
+    /// creating them, in one statement: `counters` are (metric, by) and name each metric once.
+    async fn add_counters_on<K>(
         conn: &mut <Db as sqlx::Database>::Connection,
+        (table, key_column, conflict): (&str, &str, &str),
         day: NaiveDate,
-        area: &str,
-        metric: Metric,
-        by: i64,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO daily_stats (day, area, metric, value) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (day, area, metric) \
-                 DO UPDATE SET value = daily_stats.value + excluded.value",
-        )
-        .bind(Day(day))
-        .bind(area)
-        .bind(metric.as_str())
-        .bind(by)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
+        key: K,
+        counters: &[(&str, i64)],
+    ) -> StoreResult<()>
+    where
+        K: Copy + for<'t> sqlx::Encode<'t, Db> + sqlx::Type<Db>,
+    {
+        if counters.is_empty() {
+            return Ok(());
+        }
+        let mut insert = QueryBuilder::<Db>::new(format!(
+            "INSERT INTO {table} (day, {key_column}, metric, value) "
+        ));
+        insert.push_values(counters, |mut row, (metric, by)| {
+            row.push_bind(Day(day))
+                .push_bind(key)
+                .push_bind(*metric)
+                .push_bind(*by);
+        });
+        insert.push(format!(
+            " ON CONFLICT ({conflict}) DO UPDATE SET value = {table}.value + excluded.value"
+        ));
+        insert.build().execute(&mut *conn).await.map_err(db_error)?;
         Ok(())
     }
 
@@ -181,68 +148,44 @@ impl SqlStore<Db> {
         area: &str,
         placed: i64,
     ) -> StoreResult<()> {
-        let waves: Vec<WaveCountsRow> = sqlx::query_as(
-            "SELECT i.wave AS wave, COUNT(*) AS invited, \
-                 COUNT(*) FILTER (WHERE EXISTS \
-                     (SELECT 1 FROM bookings b WHERE b.invitation_id = i.id)) AS claimed \
-             FROM invitations i WHERE i.offer_id = $1 GROUP BY i.wave ORDER BY i.wave",
+        // Counted and added in one statement (the sources read the waves, then wrote each).
+        sqlx::query(
+            "INSERT INTO wave_stats (day, wave, invited, claimed) \
+             SELECT $1, i.wave, COUNT(*), COUNT(*) FILTER (WHERE EXISTS \
+                 (SELECT 1 FROM bookings b WHERE b.invitation_id = i.id)) \
+             FROM invitations i WHERE i.offer_id = $2 GROUP BY i.wave \
+             ON CONFLICT (day, wave) DO UPDATE SET \
+                 invited = wave_stats.invited + excluded.invited, \
+                 claimed = wave_stats.claimed + excluded.claimed",
         )
+        .bind(Day(day))
         .bind(offer.id)
-        .fetch_all(&mut *conn)
+        .execute(&mut *conn)
         .await
         .map_err(db_error)?;
-        for w in waves {
-            sqlx::query(
-                "INSERT INTO wave_stats (day, wave, invited, claimed) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (day, wave) DO UPDATE SET \
-                     invited = wave_stats.invited + excluded.invited, \
-                     claimed = wave_stats.claimed + excluded.claimed",
-            )
-            .bind(Day(day))
-            .bind(w.wave)
-            .bind(w.invited)
-            .bind(w.claimed)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        }
-        let bookings: BookingCountsRow = sqlx::query_as(
+        let (checked_in, no_show, last_placed_at): (i64, i64, Option<Ts>) = sqlx::query_as(
             "SELECT \
-                 COUNT(*) FILTER (WHERE status = 'checked_in') AS checked_in, \
-                 COUNT(*) FILTER (WHERE status = 'no_show') AS no_show, \
+                 COUNT(*) FILTER (WHERE status = 'checked_in'), \
+                 COUNT(*) FILTER (WHERE status = 'no_show'), \
                  MAX(created_at) FILTER (WHERE status IN ('booked', 'checked_in', 'no_show')) \
-                     AS last_placed_at \
              FROM bookings WHERE offer_id = $1",
         )
         .bind(offer.id)
         .fetch_one(&mut *conn)
         .await
         .map_err(db_error)?;
-        for (metric, value) in [
+        let counters: Vec<(&str, i64)> = [
             ("doses_placed", placed),
-            ("checked_in", bookings.checked_in),
-            ("no_show", bookings.no_show),
-        ] {
-            if value == 0 {
-                continue;
-            }
-            sqlx::query(
-                "INSERT INTO practice_stats (day, practice_id, metric, value) \
-                 VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (practice_id, day, metric) \
-                     DO UPDATE SET value = practice_stats.value + excluded.value",
-            )
-            .bind(Day(day))
-            .bind(offer.practice_id)
-            .bind(metric)
-            .bind(value)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_error)?;
-        }
+            ("checked_in", checked_in),
+            ("no_show", no_show),
+        ]
+        .into_iter()
+        .filter(|(_, value)| *value != 0)
+        .collect();
+        Self::add_counters_on(conn, PRACTICE_STATS, day, offer.practice_id, &counters).await?;
         // Filled: every dose went to someone who booked (no-shows included: the dose was placed).
-        let filled = bookings.no_show + placed >= i64::from(offer.doses);
-        if let (true, Some(last)) = (filled, bookings.last_placed_at) {
+        let filled = no_show + placed >= i64::from(offer.doses);
+        if let (true, Some(last)) = (filled, last_placed_at) {
             sqlx::query(
                 "INSERT INTO fill_times (day, area, practice_id, minutes, offers) \
                  VALUES ($1, $2, $3, $4, 1) \
@@ -284,7 +227,7 @@ impl SqlStore<Db> {
         };
 
         // Counted from the rows, before anything is deleted.
-        let counts: OfferCountsRow = sqlx::query_as(
+        let (placed, claims, invitations): (i64, i64, i64) = sqlx::query_as(
             "SELECT \
                  (SELECT COUNT(*) FROM bookings \
                      WHERE offer_id = $1 AND status IN ('booked', 'checked_in')) AS placed, \
@@ -298,17 +241,17 @@ impl SqlStore<Db> {
         let doses = i64::from(offer.doses);
         let day = offer.starts_at.0.date_naive();
         let area = area_of(&offer.postcode);
-        for (metric, value) in [
+        let counters = [
             (Metric::Offers, 1),
             (Metric::DosesOffered, doses),
-            (Metric::DosesPlaced, counts.placed),
-            (Metric::DosesUnused, (doses - counts.placed).max(0)),
-            (Metric::Invitations, counts.invitations),
-            (Metric::Claims, counts.claims),
-        ] {
-            Self::add_daily_stat_on(&mut tx, day, &area, metric, value).await?;
-        }
-        Self::add_open_statistics_on(&mut tx, &offer, day, &area, counts.placed).await?;
+            (Metric::DosesPlaced, placed),
+            (Metric::DosesUnused, (doses - placed).max(0)),
+            (Metric::Invitations, invitations),
+            (Metric::Claims, claims),
+        ]
+        .map(|(metric, value)| (metric.as_str(), value));
+        Self::add_counters_on(&mut tx, DAILY_STATS, day, area.as_str(), &counters).await?;
+        Self::add_open_statistics_on(&mut tx, &offer, day, &area, placed).await?;
 
         // The people who came (or were due to), listed (and on PostgreSQL locked, in id order)
         // first: deleting them rewrites the bookings the list comes from. Their tokens,
@@ -353,15 +296,13 @@ impl SqlStore<Db> {
         }))
     }
 
-    /// `DELETE FROM {table} WHERE {time_column} <= $1`, for the expiry purges.
-    async fn lifecycle_delete_expired(&self, table: &str, now: DateTime<Utc>) -> StoreResult<u64> {
-        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM {table} WHERE expires_at <= $1"
-        )))
-        .bind(Ts(now))
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+    /// Runs a purge (`DELETE`) whose one parameter `$1` is a time; returns how many rows went.
+    async fn lifecycle_delete(&self, sql: &'static str, t: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query(sql)
+            .bind(Ts(t))
+            .execute(&self.pool)
+            .await
+            .map_err(db_error)?;
         Ok(done.rows_affected())
     }
 }
@@ -395,12 +336,13 @@ impl LifecycleStore for SqlStore<Db> {
         by: i64,
     ) -> StoreResult<()> {
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        Self::add_daily_stat_on(&mut conn, day, area, metric, by).await
+        let counter = [(metric.as_str(), by)];
+        Self::add_counters_on(&mut conn, DAILY_STATS, day, area, &counter).await
     }
 
     #[tracing::instrument(skip_all)]
     async fn stats(&self, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<StatRow>> {
-        let rows: Vec<StatDbRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<(Day, String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT day, area, metric, value FROM daily_stats \
              WHERE day >= $1 AND day <= $2 \
              ORDER BY day, area {0}, metric {0}",
@@ -412,13 +354,13 @@ impl LifecycleStore for SqlStore<Db> {
         .await
         .map_err(db_error)?;
         rows.into_iter()
-            .map(|r| {
+            .map(|(day, area, metric, value)| {
                 Ok(StatRow {
-                    metric: Metric::parse(&r.metric)
-                        .ok_or_else(|| corrupt(format!("unknown metric {:?}", r.metric)))?,
-                    day: r.day.0,
-                    area: r.area,
-                    value: r.value,
+                    metric: Metric::parse(&metric)
+                        .ok_or_else(|| corrupt(format!("unknown metric {metric:?}")))?,
+                    day: day.0,
+                    area,
+                    value,
                 })
             })
             .collect()
@@ -426,25 +368,24 @@ impl LifecycleStore for SqlStore<Db> {
 
     #[tracing::instrument(skip_all)]
     async fn purge_expired_sessions(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        self.lifecycle_delete_expired("sessions", now).await
+        self.lifecycle_delete("DELETE FROM sessions WHERE expires_at <= $1", now)
+            .await
     }
 
     #[tracing::instrument(skip_all)]
     async fn purge_expired_account_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
-        self.lifecycle_delete_expired("account_tokens", now).await
+        self.lifecycle_delete("DELETE FROM account_tokens WHERE expires_at <= $1", now)
+            .await
     }
 
     #[tracing::instrument(skip_all)]
     async fn purge_old_login_failures(&self, before: DateTime<Utc>) -> StoreResult<u64> {
-        let done = sqlx::query(
+        self.lifecycle_delete(
             "DELETE FROM login_throttle \
              WHERE last_failure_at < $1 AND (locked_until IS NULL OR locked_until <= $1)",
+            before,
         )
-        .bind(Ts(before))
-        .execute(&self.pool)
         .await
-        .map_err(db_error)?;
-        Ok(done.rows_affected())
     }
 
     #[tracing::instrument(skip_all, fields(limit = limit))]
@@ -498,14 +439,11 @@ impl LifecycleStore for SqlStore<Db> {
 
     #[tracing::instrument(skip_all)]
     async fn purge_inactive_paused(&self, warned_before: DateTime<Utc>) -> StoreResult<u64> {
-        let done = sqlx::query(
+        self.lifecycle_delete(
             "DELETE FROM registrants WHERE status = 'paused' AND inactivity_warned_at < $1",
+            warned_before,
         )
-        .bind(Ts(warned_before))
-        .execute(&self.pool)
         .await
-        .map_err(db_error)?;
-        Ok(done.rows_affected())
     }
 
     #[tracing::instrument(skip_all)]
@@ -518,7 +456,7 @@ impl LifecycleStore for SqlStore<Db> {
     ) -> StoreResult<PurgePreview> {
         // The same conditions as the purges themselves; a person booked on several finished
         // offers is deleted once, so counted once.
-        let row: PreviewRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let row: (i64, i64, i64, i64, i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT \
                  (SELECT COUNT(*) FROM offers WHERE ends_at < $1) AS finished_offers, \
                  (SELECT COUNT(DISTINCT b.registrant_id) FROM bookings b \
@@ -544,12 +482,12 @@ impl LifecycleStore for SqlStore<Db> {
         .await
         .map_err(db_error)?;
         Ok(PurgePreview {
-            finished_offers: count(row.finished_offers)?,
-            people_of_finished_offers: count(row.people_of_finished_offers)?,
-            unconfirmed: count(row.unconfirmed)?,
-            expired_links: count(row.expired_links)?,
-            expired_sessions: count(row.expired_sessions)?,
-            inactive_paused: count(row.inactive_paused)?,
+            finished_offers: count(row.0)?,
+            people_of_finished_offers: count(row.1)?,
+            unconfirmed: count(row.2)?,
+            expired_links: count(row.3)?,
+            expired_sessions: count(row.4)?,
+            inactive_paused: count(row.5)?,
         })
     }
 
@@ -563,7 +501,7 @@ impl LifecycleStore for SqlStore<Db> {
         limit: u32,
     ) -> StoreResult<Vec<Ciphertext>> {
         let (table, key_column, blob_column) = encrypted_column(column);
-        let rows: Vec<CiphertextRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<(Uuid, i32, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT id, {key_column} AS key_id, {blob_column} AS blob FROM {table} \
              WHERE {key_column} <> $1 \
              ORDER BY id \
@@ -576,11 +514,7 @@ impl LifecycleStore for SqlStore<Db> {
         .map_err(db_error)?;
         Ok(rows
             .into_iter()
-            .map(|r| Ciphertext {
-                id: r.id,
-                key_id: r.key_id,
-                blob: r.blob,
-            })
+            .map(|(id, key_id, blob)| Ciphertext { id, key_id, blob })
             .collect())
     }
 
@@ -620,26 +554,5 @@ impl LifecycleStore for SqlStore<Db> {
         rows.into_iter()
             .map(|(key_id, n)| Ok((key_id, count(n)?)))
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fill_minutes_are_whole_never_negative_and_saturate() {
-        let t = DateTime::<Utc>::UNIX_EPOCH;
-        let ms = chrono::Duration::milliseconds;
-        assert_eq!(fill_minutes(t, t + ms(7 * 60_000 + 59_999)), 7);
-        assert_eq!(fill_minutes(t + ms(1), t), 0);
-        assert_eq!(
-            fill_minutes(t, t + chrono::Duration::days(10_000)),
-            14_400_000
-        );
-        assert_eq!(
-            fill_minutes(t, t + chrono::Duration::weeks(52 * 10_000)),
-            i32::MAX
-        );
     }
 }

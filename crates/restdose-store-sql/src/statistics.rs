@@ -8,45 +8,11 @@ use restdose_store::{
     AreaCount, FillTimeRow, PracticeCounts, StatisticsStore, StoreError, StoreResult,
     WaitingPosition, WaveStatRow,
 };
-use sqlx::{FromRow, QueryBuilder};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use crate::encode::Day;
 use crate::{SqlStore, corrupt, count, for_both_databases};
-
-#[derive(FromRow)]
-struct AreaRow {
-    area: String,
-    waiting: i64,
-}
-
-#[derive(FromRow)]
-struct PositionRow {
-    ahead: i64,
-    total: i64,
-}
-
-#[derive(FromRow)]
-struct WaveRow {
-    day: Day,
-    wave: i32,
-    invited: i64,
-    claimed: i64,
-}
-
-#[derive(FromRow)]
-struct FillRow {
-    day: Day,
-    area: String,
-    minutes: i32,
-    offers: i64,
-}
-
-#[derive(FromRow)]
-struct MetricRow {
-    metric: String,
-    value: i64,
-}
 
 #[apply(for_both_databases!)]
 #[async_trait]
@@ -54,7 +20,7 @@ impl StatisticsStore for SqlStore<Db> {
     #[tracing::instrument(skip_all)]
     async fn waiting_by_area(&self) -> StoreResult<Vec<AreaCount>> {
         // The subquery lets PostgreSQL order the output column bytewise.
-        let rows: Vec<AreaRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT area, waiting FROM ( \
                  SELECT substr(postcode, 1, 2) AS area, COUNT(*) AS waiting FROM registrants \
                  WHERE status = 'active' GROUP BY substr(postcode, 1, 2)) AS counts \
@@ -65,10 +31,10 @@ impl StatisticsStore for SqlStore<Db> {
         .await
         .map_err(db_error)?;
         rows.into_iter()
-            .map(|r| {
+            .map(|(area, n)| {
                 Ok(AreaCount {
-                    area: r.area,
-                    waiting: count(r.waiting)?,
+                    area,
+                    waiting: count(n)?,
                 })
             })
             .collect()
@@ -100,21 +66,21 @@ impl StatisticsStore for SqlStore<Db> {
         }
         query.push(") WHERE me.id = ").push_bind(registrant_id);
         query.push(" GROUP BY me.id");
-        let row: Option<PositionRow> = query
+        let row: Option<(i64, i64)> = query
             .build_query_as()
             .fetch_optional(&self.pool)
             .await
             .map_err(db_error)?;
-        let row = row.ok_or(StoreError::NotFound)?;
+        let (ahead, total) = row.ok_or(StoreError::NotFound)?;
         Ok(WaitingPosition {
-            ahead: count(row.ahead)?,
-            total: count(row.total)?,
+            ahead: count(ahead)?,
+            total: count(total)?,
         })
     }
 
     #[tracing::instrument(skip_all)]
     async fn wave_stats(&self, from: NaiveDate, to: NaiveDate) -> StoreResult<Vec<WaveStatRow>> {
-        let rows: Vec<WaveRow> = sqlx::query_as(
+        let rows: Vec<(Day, i32, i64, i64)> = sqlx::query_as(
             "SELECT day, wave, invited, claimed FROM wave_stats \
              WHERE day >= $1 AND day <= $2 ORDER BY day, wave",
         )
@@ -125,11 +91,11 @@ impl StatisticsStore for SqlStore<Db> {
         .map_err(db_error)?;
         Ok(rows
             .into_iter()
-            .map(|r| WaveStatRow {
-                day: r.day.0,
-                wave: r.wave,
-                invited: r.invited,
-                claimed: r.claimed,
+            .map(|(day, wave, invited, claimed)| WaveStatRow {
+                day: day.0,
+                wave,
+                invited,
+                claimed,
             })
             .collect())
     }
@@ -143,7 +109,7 @@ impl StatisticsStore for SqlStore<Db> {
     ) -> StoreResult<Vec<FillTimeRow>> {
         // PostgreSQL sums BIGINT to numeric: cast back. sqlx sends $3's type (uuid), so
         // `$3 IS NULL` needs no cast.
-        let rows: Vec<FillRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<(Day, String, i32, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT day, area, minutes, CAST(SUM(offers) AS BIGINT) AS offers FROM fill_times \
              WHERE day >= $1 AND day <= $2 AND ($3 IS NULL OR practice_id = $3) \
              GROUP BY day, area, minutes ORDER BY day, area {}, minutes",
@@ -157,11 +123,11 @@ impl StatisticsStore for SqlStore<Db> {
         .map_err(db_error)?;
         Ok(rows
             .into_iter()
-            .map(|r| FillTimeRow {
-                day: r.day.0,
-                area: r.area,
-                minutes: i64::from(r.minutes),
-                offers: r.offers,
+            .map(|(day, area, minutes, offers)| FillTimeRow {
+                day: day.0,
+                area,
+                minutes: i64::from(minutes),
+                offers,
             })
             .collect())
     }
@@ -173,7 +139,7 @@ impl StatisticsStore for SqlStore<Db> {
         from: NaiveDate,
         to: NaiveDate,
     ) -> StoreResult<PracticeCounts> {
-        let rows: Vec<MetricRow> = sqlx::query_as(
+        let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT metric, CAST(SUM(value) AS BIGINT) AS value FROM practice_stats \
              WHERE practice_id = $1 AND day >= $2 AND day <= $3 GROUP BY metric",
         )
@@ -184,11 +150,11 @@ impl StatisticsStore for SqlStore<Db> {
         .await
         .map_err(db_error)?;
         let mut counts = PracticeCounts::default();
-        for row in rows {
-            match row.metric.as_str() {
-                "doses_placed" => counts.doses_placed = row.value,
-                "checked_in" => counts.checked_in = row.value,
-                "no_show" => counts.no_show = row.value,
+        for (metric, value) in rows {
+            match metric.as_str() {
+                "doses_placed" => counts.doses_placed = value,
+                "checked_in" => counts.checked_in = value,
+                "no_show" => counts.no_show = value,
                 other => return Err(corrupt(format!("unknown practice metric {other:?}"))),
             }
         }
