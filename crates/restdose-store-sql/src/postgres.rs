@@ -211,6 +211,11 @@ pub(crate) async fn upsert_postcodes(
     Ok(written)
 }
 
+// --- lifecycle ---
+
+/// Several workers may purge at once: each takes an offer no other worker holds.
+pub(crate) const PURGE_OFFER_LOCK: &str = "FOR UPDATE SKIP LOCKED";
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -243,8 +248,3 @@ mod tests {
         assert!(started.elapsed() < ACQUIRE_TIMEOUT + Duration::from_secs(2));
     }
 }
-
-// --- lifecycle ---
-
-/// Several workers may purge at once: each takes an offer no other worker holds.
-pub(crate) const PURGE_OFFER_LOCK: &str = "FOR UPDATE SKIP LOCKED";

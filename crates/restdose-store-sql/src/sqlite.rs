@@ -203,6 +203,11 @@ pub(crate) async fn upsert_postcodes(
     Ok(written)
 }
 
+// --- lifecycle ---
+
+/// The purge takes its offer under `begin_write`'s lock of the whole database.
+pub(crate) const PURGE_OFFER_LOCK: &str = "";
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -353,8 +358,3 @@ mod tests {
         store.pool().close().await;
     }
 }
-
-// --- lifecycle ---
-
-/// The purge takes its offer under `begin_write`'s lock of the whole database.
-pub(crate) const PURGE_OFFER_LOCK: &str = "";
