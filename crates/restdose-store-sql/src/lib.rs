@@ -83,10 +83,6 @@ fn count(n: i64) -> StoreResult<u64> {
     u64::try_from(n).map_err(|_| corrupt(format!("negative count {n}")))
 }
 
-fn int<T: TryFrom<i64>>(value: i64, what: &str, id: uuid::Uuid) -> StoreResult<T> {
-    T::try_from(value).map_err(|_| corrupt(format!("{id}: {what} {value} out of range")))
-}
-
 fn radius_to_db(radius_km: u16) -> StoreResult<i16> {
     i16::try_from(radius_km).map_err(|_| corrupt(format!("radius {radius_km} km out of range")))
 }

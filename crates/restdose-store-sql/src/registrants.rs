@@ -14,7 +14,7 @@ use crate::encode::{Ts, ts};
 use crate::{SqlStore, corrupt, for_both_databases, radius_to_db};
 
 #[derive(FromRow)]
-struct RegistrantRow {
+pub(crate) struct RegistrantRow {
     id: Uuid,
     email_key_id: i32,
     email_ciphertext: Vec<u8>,
@@ -30,7 +30,7 @@ struct RegistrantRow {
     undeliverable_at: Option<Ts>,
 }
 
-const REGISTRANT_COLUMNS: &str = "id, email_key_id, email_ciphertext, email_index, postcode, \
+pub(crate) const REGISTRANT_COLUMNS: &str = "id, email_key_id, email_ciphertext, email_index, postcode, \
      radius_km, status, language, created_at, confirmed_at, paused_at, last_mail_at, \
      undeliverable_at";
 
