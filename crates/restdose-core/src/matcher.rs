@@ -3,6 +3,9 @@
 //! Each step is a `*_once` function that does one unit of work and returns what it did, so
 //! tests drive it with a controllable clock and the process loop stays a thin wrapper.
 //!
+//! The wave rule itself (sizing, last call, answer time) is `restdose_domain::matching::WavePlan`;
+//! this module reads what it needs from the store, applies it and sends the mails.
+//!
 //! A wave invites ceil(remaining × overbooking) people, each for the offer's claim window.
 //! Overbooking is the inverse of the acceptance rate estimated from this offer's earlier waves
 //! and the area's recent history. When the appointment starts in less than one claim window,
@@ -15,7 +18,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use restdose_crypto::{SecretToken, random_u64};
-use restdose_domain::matching::WavePolicy;
+use restdose_domain::matching::{WaveInput, WavePlan, WavePolicy, area_of};
 use restdose_domain::{BookingCode, Email, Lang};
 use restdose_mail::calendar::{Appointment, ics_attachment};
 use restdose_mail::{BookingTemplate, OutgoingMail, render_booking};
@@ -192,9 +195,7 @@ impl Services {
             self.store.reschedule_offer(offer.id, Some(now)).await?;
             return Ok(Some(WaveOutcome::DoseReturned { offer_id: offer.id }));
         }
-        let claim_window = Duration::minutes(i64::from(offer.claim_minutes));
-        let last_call = offer.starts_at - now < claim_window;
-        let area: String = offer.postcode.chars().take(2).collect();
+        let area = area_of(&offer.postcode);
         let acceptance = self
             .store
             .acceptance(
@@ -205,35 +206,41 @@ impl Services {
                 now,
             )
             .await?;
-        // Learned from real answers only (claimed, clicked too late, declined, ignored), so it
-        // falls as well as rises. The area's history includes this offer's own answers, so
-        // they weigh double: the offer adapts first to its own people.
-        let overbooking = policy.wave.overbooking(
-            acceptance.area.answered + acceptance.offer.answered,
-            acceptance.area.accepted + acceptance.offer.accepted,
-        );
-        // Waves come every "answer time" (the quick share of the claim window, the time the
-        // estimate sizes them for) and top up to their size: people asked within the last
-        // answer time still count towards it; those asked earlier who have not answered are
-        // unlikely to, so the doses are offered to more people without waiting for the whole
-        // window (their invitations stay valid: first come, first served).
-        let answer_time = Duration::milliseconds(
-            ((claim_window.num_milliseconds() as f64) * policy.wave.quick_answer).round() as i64,
-        )
-        .max(Duration::minutes(1));
-        let (fresh, first_fresh) = self
+        let claim_window = Duration::minutes(i64::from(offer.claim_minutes));
+        let answer_time = policy.wave.answer_time(claim_window);
+        let (awaiting, first_awaiting) = self
             .store
             .awaiting_answers(offer.id, now, now - answer_time)
             .await?;
-        let size = policy
-            .wave
-            .wave_size(remaining as u32, overbooking, last_call)
-            .saturating_sub(fresh as usize);
-        if size == 0 {
-            let next = first_fresh.map_or(now + policy.retry_empty, |t| t + answer_time);
-            self.store.reschedule_offer(offer.id, Some(next)).await?;
-            return Ok(Some(WaveOutcome::AwaitingAnswers { offer_id: offer.id }));
-        }
+        // The area's history includes this offer's own answers, so they weigh double: the
+        // offer adapts first to its own people.
+        let plan = WavePlan::decide(
+            &policy.wave,
+            &WaveInput {
+                now,
+                starts_at: offer.starts_at,
+                ends_at: offer.ends_at,
+                claim_minutes: offer.claim_minutes,
+                remaining: remaining as u32,
+                answered: acceptance.area.answered + acceptance.offer.answered,
+                accepted: acceptance.area.accepted + acceptance.offer.accepted,
+                awaiting,
+                first_awaiting,
+            },
+            policy.retry_empty,
+        );
+        let (size, last_call, overbooking, expires_at) = match plan {
+            WavePlan::Wait { until } => {
+                self.store.reschedule_offer(offer.id, Some(until)).await?;
+                return Ok(Some(WaveOutcome::AwaitingAnswers { offer_id: offer.id }));
+            }
+            WavePlan::Invite {
+                size,
+                last_call,
+                overbooking,
+                expires_at,
+            } => (size, last_call, overbooking, expires_at),
+        };
         let postcodes: Vec<(String, f32)> = self
             .neighbours
             .within(&offer.postcode, f64::from(offer.radius_km))
@@ -258,14 +265,13 @@ impl Services {
             return Ok(Some(WaveOutcome::NoCandidates { offer_id: offer.id }));
         }
 
-        let expires_at = (now + claim_window).min(offer.ends_at);
-        // Fewer people than wanted: look again soon for more (people become free all the
-        // time); otherwise when this wave's answers are due.
-        let next_wave_at = if candidates.len() < size {
-            (now + policy.retry_empty).min(expires_at)
-        } else {
-            (now + answer_time).min(expires_at)
-        };
+        let next_wave_at = WavePlan::next_wave_at(
+            now,
+            expires_at,
+            answer_time,
+            candidates.len() < size,
+            policy.retry_empty,
+        );
         let window = self.format_window(offer.starts_at, offer.ends_at);
         let answer_by = self.local_time(expires_at);
         let practice_address = address(&practice);

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Duration, Utc};
+
 use crate::geo::{Coordinates, Gazetteer, haversine_km};
 
 /// The largest radius anyone may choose; neighbour lists are cut here.
@@ -143,6 +145,14 @@ impl WavePolicy {
         (1.0 / rate.max(1e-6)).clamp(self.min_overbooking, self.max_overbooking)
     }
 
+    /// The answer time of a claim window: its quick share, at least a minute.
+    pub fn answer_time(&self, claim_window: Duration) -> Duration {
+        Duration::milliseconds(
+            ((claim_window.num_milliseconds() as f64) * self.quick_answer).round() as i64,
+        )
+        .max(Duration::minutes(1))
+    }
+
     /// People to invite for `remaining` doses: ceil(remaining × overbooking), capped.
     pub fn wave_size(&self, remaining: u32, overbooking: f64, last_call: bool) -> usize {
         let factor = if last_call {
@@ -151,6 +161,88 @@ impl WavePolicy {
             overbooking
         };
         ((f64::from(remaining) * factor).ceil() as usize).min(self.max_wave)
+    }
+}
+
+/// The area an offer learns its acceptance from: the first two digits of its postcode.
+pub fn area_of(postcode: &str) -> String {
+    postcode.chars().take(2).collect()
+}
+
+/// What the matcher knows about an offer when it is due: its times, the doses left, the answers
+/// learned from (`answered`, `accepted`: the area's recent ones and the offer's own), and the
+/// invitations still awaiting an answer that were sent within the last answer time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WaveInput {
+    pub now: DateTime<Utc>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub claim_minutes: i32,
+    pub remaining: u32,
+    pub answered: u64,
+    pub accepted: u64,
+    pub awaiting: u32,
+    pub first_awaiting: Option<DateTime<Utc>>,
+}
+
+/// The wave rule's decision for a due offer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WavePlan {
+    /// Invite up to `size` more people, each until `expires_at`.
+    Invite {
+        size: usize,
+        last_call: bool,
+        overbooking: f64,
+        expires_at: DateTime<Utc>,
+    },
+    /// As many people as the wave would invite are still asked: look again at `until`, when
+    /// the first of their answer times has passed.
+    Wait { until: DateTime<Utc> },
+}
+
+impl WavePlan {
+    /// The whole wave rule. When the appointment starts in less than one claim window, the wave
+    /// is a "last call": a larger group, first come first served. Overbooking is learned from
+    /// real answers only, so it falls as well as rises. Waves come every "answer time" (the
+    /// quick share of the claim window, the time the estimate sizes them for) and top up to
+    /// their size: people asked within the last answer time still count towards it; those
+    /// asked earlier who have not answered are unlikely to, so the doses are offered to more
+    /// people without waiting for the whole window (their invitations stay valid: first come,
+    /// first served). `retry_empty` is how soon to look again when nobody is awaited.
+    pub fn decide(policy: &WavePolicy, input: &WaveInput, retry_empty: Duration) -> WavePlan {
+        let claim_window = Duration::minutes(i64::from(input.claim_minutes));
+        let last_call = input.starts_at - input.now < claim_window;
+        let overbooking = policy.overbooking(input.answered, input.accepted);
+        let answer_time = policy.answer_time(claim_window);
+        let size = policy
+            .wave_size(input.remaining, overbooking, last_call)
+            .saturating_sub(input.awaiting as usize);
+        if size == 0 {
+            let until = input
+                .first_awaiting
+                .map_or(input.now + retry_empty, |t| t + answer_time);
+            return WavePlan::Wait { until };
+        }
+        WavePlan::Invite {
+            size,
+            last_call,
+            overbooking,
+            expires_at: (input.now + claim_window).min(input.ends_at),
+        }
+    }
+
+    /// When the next wave is due after inviting `invited` of `size` people: fewer than wanted,
+    /// look again soon for more (people become free all the time); otherwise when this wave's
+    /// answers are due. Never after the invitations run out.
+    pub fn next_wave_at(
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        answer_time: Duration,
+        short: bool,
+        retry_empty: Duration,
+    ) -> DateTime<Utc> {
+        let next = if short { retry_empty } else { answer_time };
+        (now + next).min(expires_at)
     }
 }
 
@@ -201,6 +293,96 @@ mod tests {
         assert_eq!(p.overbooking(1000, 0), 10.0);
         // One in four: about 4.
         assert!((p.overbooking(400, 100) - 4.0).abs() < 0.3);
+    }
+
+    fn at(minute: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap() + Duration::minutes(minute)
+    }
+
+    fn input(remaining: u32, awaiting: u32) -> WaveInput {
+        WaveInput {
+            now: at(0),
+            starts_at: at(120),
+            ends_at: at(240),
+            claim_minutes: 30,
+            remaining,
+            answered: 0,
+            accepted: 0,
+            awaiting,
+            first_awaiting: (awaiting > 0).then(|| at(-5)),
+        }
+    }
+
+    #[test]
+    fn a_wave_tops_up_to_its_size_and_otherwise_waits_for_answers() {
+        let p = WavePolicy::default();
+        let retry = Duration::minutes(1);
+        // Nothing known yet: overbooking 2, so 3 doses ask 6 people, for the claim window.
+        assert_eq!(
+            WavePlan::decide(&p, &input(3, 0), retry),
+            WavePlan::Invite {
+                size: 6,
+                last_call: false,
+                overbooking: 2.0,
+                expires_at: at(30),
+            }
+        );
+        // Four still asked within the answer time: two more.
+        assert!(matches!(
+            WavePlan::decide(&p, &input(3, 4), retry),
+            WavePlan::Invite { size: 2, .. }
+        ));
+        // Six asked five minutes ago: look again when their answer time (0.67 × 30 min) has
+        // passed.
+        assert_eq!(
+            WavePlan::decide(&p, &input(3, 6), retry),
+            WavePlan::Wait {
+                until: at(-5) + Duration::seconds(20 * 60 + 6)
+            }
+        );
+    }
+
+    #[test]
+    fn within_a_claim_window_of_the_start_a_wave_is_a_last_call() {
+        let p = WavePolicy::default();
+        let soon = WaveInput {
+            starts_at: at(20),
+            ends_at: at(25),
+            ..input(2, 0)
+        };
+        assert_eq!(
+            WavePlan::decide(&p, &soon, Duration::minutes(1)),
+            WavePlan::Invite {
+                size: 12,
+                last_call: true,
+                overbooking: 2.0,
+                // Never beyond the end of the window.
+                expires_at: at(25),
+            }
+        );
+    }
+
+    #[test]
+    fn the_next_wave_comes_after_the_answer_time_or_soon_when_short() {
+        let answer = Duration::minutes(20);
+        let retry = Duration::minutes(1);
+        assert_eq!(
+            WavePlan::next_wave_at(at(0), at(30), answer, false, retry),
+            at(20)
+        );
+        assert_eq!(
+            WavePlan::next_wave_at(at(0), at(30), answer, true, retry),
+            at(1)
+        );
+        assert_eq!(
+            WavePlan::next_wave_at(at(0), at(10), answer, false, retry),
+            at(10)
+        );
+        assert_eq!(
+            WavePolicy::default().answer_time(Duration::minutes(1)),
+            Duration::minutes(1)
+        );
+        assert_eq!(area_of("10115"), "10");
     }
 
     proptest! {
