@@ -607,9 +607,8 @@ impl MatcherStore for SqlStore<Db> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let rows = dialect::lease_outbox(&self.pool, now, lease_until, limit).await?;
+        let mut rows = dialect::lease_outbox(&self.pool, now, lease_until, limit).await?;
         tracing::Span::current().record("leased", rows.len());
-        let mut rows: Vec<OutboxRow> = rows.into_iter().map(OutboxRow::from).collect();
         // RETURNING keeps no order.
         rows.sort_by(|a, b| {
             (a.next_attempt_at, a.created_at, a.id).cmp(&(b.next_attempt_at, b.created_at, b.id))
