@@ -1,4 +1,4 @@
--- A proposed rewrite of the store's candidate query (restdose-store-postgres, matcher.rs,
+-- A proposed rewrite of the store's candidate query (restdose-store-sql, postgres.rs,
 -- `candidates`), for `restdose-bench wave-pick --alt-sql bench/sql/candidates-cutoff.sql`.
 -- Same binds ($1 offer, $2 postcodes, $3 their distances, $4 invited_before, $5 limit), same
 -- columns, same result; no new index.

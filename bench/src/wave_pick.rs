@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use restdose_domain::geo::builtin_germany;
 use restdose_domain::matching::{NeighbourIndex, builtin_germany_neighbours};
 use restdose_store::{CandidateQuery, MatcherStore, Store};
-use restdose_store_postgres::PgStore;
+use restdose_store_sql::PgStore;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 

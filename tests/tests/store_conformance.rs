@@ -16,14 +16,14 @@ const DEFAULT_POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/pos
 
 /// A migrated SQLite store on a new file in a temporary directory, removed on drop.
 struct FreshSqlite {
-    store: restdose_store_sqlite::SqliteStore,
+    store: restdose_store_sql::SqliteStore,
     _dir: tempfile::TempDir,
 }
 
 async fn fresh_sqlite() -> FreshSqlite {
     let dir = tempfile::tempdir().expect("cannot create a temporary directory");
     let url = format!("sqlite://{}", dir.path().join("restdose.db").display());
-    let store = restdose_store_sqlite::SqliteStore::connect(&url, 4)
+    let store = restdose_store_sql::SqliteStore::connect(&url, 4)
         .await
         .unwrap_or_else(|e| panic!("cannot open SQLite database {url}: {e:?}"));
     store.migrate().await.expect("SQLite migrations failed");
@@ -49,7 +49,7 @@ fn redacted(url: &url::Url) -> String {
 /// A new, migrated PostgreSQL database `restdose_t_<uuid>`. Call [`FreshPostgres::drop_database`] when
 /// done.
 struct FreshPostgres {
-    store: restdose_store_postgres::PgStore,
+    store: restdose_store_sql::PgStore,
     admin_url: url::Url,
     name: String,
 }
@@ -84,7 +84,7 @@ async fn fresh_postgres() -> FreshPostgres {
 
     let mut url = admin_url.clone();
     url.set_path(&format!("/{name}"));
-    let store = restdose_store_postgres::PgStore::connect(url.as_str(), 4)
+    let store = restdose_store_sql::PgStore::connect(url.as_str(), 4)
         .await
         .unwrap_or_else(|e| panic!("cannot connect to {}: {e:?}", redacted(&url)));
     store.migrate().await.expect("PostgreSQL migrations failed");

@@ -14,8 +14,7 @@ use restdose_domain::Clock;
 use restdose_domain::geo::{self, Coordinates};
 use restdose_mail::{FileMailer, Mailer, SmtpMailer};
 use restdose_store::Store;
-use restdose_store_postgres::PgStore;
-use restdose_store_sqlite::SqliteStore;
+use restdose_store_sql::{PgStore, SqliteStore};
 use std::net::TcpListener;
 use std::sync::Arc;
 

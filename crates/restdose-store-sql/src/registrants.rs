@@ -1,207 +1,20 @@
-//! PostgreSQL backend of the restdose `Store`.
-//!
-//! Runtime-checked queries (`sqlx::query` / `query_as` with `FromRow` rows) rather than the
-//! `query!` macros, so the crate builds without a database or offline query data. Migrations
-//! from `migrations/postgres` are embedded at build time.
-
-use std::str::FromStr;
-use std::time::Duration;
+//! The person on the waiting list, their links, and the store itself (`Store`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use macro_rules_attribute::apply;
 use restdose_store::{
     NewRegistrant, NewToken, OperationalCounts, OutboxRow, PostcodeRow, Registrant,
     RegistrantStatus, Store, StoreError, StoreResult, StoredEmail, TokenPurpose, TokenRecord,
 };
-use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{FromRow, PgConnection};
+use sqlx::FromRow;
 use uuid::Uuid;
 
-mod lifecycle;
-mod matcher;
-mod portal;
-mod statistics;
-
-static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");
-
-/// How long a request waits for a pooled connection before the store reports `Unavailable`
-/// (the service passes `database_acquire_timeout_ms` instead).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long opening the store may wait for its first connection: longer than a request may
-/// wait, so that a database still starting up or a busy machine does not fail a start.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Rows per `INSERT` when importing postcodes (sent as three arrays, so no bind-parameter limit;
-/// chunks keep single statements and their memory small).
-const POSTCODE_CHUNK: usize = 5_000;
-
-#[derive(Clone, Debug)]
-pub struct PgStore {
-    pool: PgPool,
-}
-
-impl PgStore {
-    /// Opens a pool to `url` (a `postgres://` URL). Fails when the server cannot be reached.
-    pub async fn connect(url: &str, max_connections: u32) -> Result<PgStore, StoreError> {
-        Self::connect_with_acquire_timeout(url, max_connections, ACQUIRE_TIMEOUT).await
-    }
-
-    /// As `connect`, waiting at most `acquire_timeout` for a pooled connection (then
-    /// `StoreError::Unavailable`, answered 503): a saturated pool turns away work quickly
-    /// instead of piling it up.
-    pub async fn connect_with_acquire_timeout(
-        url: &str,
-        max_connections: u32,
-        acquire_timeout: Duration,
-    ) -> Result<PgStore, StoreError> {
-        let options = sqlx::postgres::PgConnectOptions::from_str(url)
-            .map_err(db_error)?
-            // The wave pick's first executions on a connection are planned with real arrays and
-            // estimated above the JIT threshold; compiling costs 15-200 ms per query, far more
-            // than the query (docs/performance.md).
-            .options([("jit", "off")]);
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(acquire_timeout)
-            .connect_lazy_with(options);
-        first_connection(&pool).await?;
-        Ok(PgStore { pool })
-    }
-
-    pub fn from_pool(pool: PgPool) -> PgStore {
-        PgStore { pool }
-    }
-
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// `Store::insert_registrant` and `MatcherStore::insert_registrant_with_mails`.
-    async fn insert_registrant_and_mails(
-        &self,
-        new: &NewRegistrant,
-        tokens: &[NewToken],
-        mails: &[OutboxRow],
-    ) -> StoreResult<()> {
-        let radius = radius_to_db(new.radius_km)?;
-        // One statement with data-modifying CTEs instead of BEGIN, one INSERT per row and
-        // COMMIT: a sign-up is one round trip to the server, and a statement is atomic on its
-        // own (a taken address fails the whole statement). The foreign keys of the links and
-        // mails are checked at the end of the statement, after the person's row is in.
-        // Measured in docs/performance.md (S1).
-        sqlx::query(
-            "WITH person AS ( \
-                 INSERT INTO registrants (id, email_key_id, email_ciphertext, email_index, \
-                     postcode, radius_km, status, language, created_at, last_mail_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9)), \
-             links AS ( \
-                 INSERT INTO registrant_tokens (token_hash, registrant_id, purpose, created_at, \
-                     expires_at) \
-                 SELECT * FROM UNNEST($10::bytea[], $11::uuid[], $12::text[], \
-                     $13::timestamptz[], $14::timestamptz[])), \
-             mails AS ( \
-                 INSERT INTO outbox (id, key_id, payload, created_at, attempts, next_attempt_at, \
-                     registrant_id, offer_id) \
-                 SELECT * FROM UNNEST($15::uuid[], $16::integer[], $17::bytea[], \
-                     $18::timestamptz[], $19::integer[], $20::timestamptz[], $21::uuid[], \
-                     $22::uuid[])) \
-             SELECT 1",
-        )
-        .bind(new.id)
-        .bind(new.email.key_id)
-        .bind(&new.email.ciphertext)
-        .bind(&new.email.index)
-        .bind(&new.postcode)
-        .bind(radius)
-        .bind(&new.language)
-        .bind(new.created_at)
-        .bind(new.last_mail_at)
-        .bind(tokens.iter().map(|t| t.hash.as_slice()).collect::<Vec<_>>())
-        .bind(tokens.iter().map(|t| t.registrant_id).collect::<Vec<_>>())
-        .bind(
-            tokens
-                .iter()
-                .map(|t| t.purpose.as_str())
-                .collect::<Vec<_>>(),
-        )
-        .bind(tokens.iter().map(|t| t.created_at).collect::<Vec<_>>())
-        .bind(tokens.iter().map(|t| t.expires_at).collect::<Vec<_>>())
-        .bind(mails.iter().map(|m| m.id).collect::<Vec<_>>())
-        .bind(mails.iter().map(|m| m.key_id).collect::<Vec<_>>())
-        .bind(
-            mails
-                .iter()
-                .map(|m| m.payload.as_slice())
-                .collect::<Vec<_>>(),
-        )
-        .bind(mails.iter().map(|m| m.created_at).collect::<Vec<_>>())
-        .bind(mails.iter().map(|m| m.attempts).collect::<Vec<_>>())
-        .bind(mails.iter().map(|m| m.next_attempt_at).collect::<Vec<_>>())
-        .bind(mails.iter().map(|m| m.registrant_id).collect::<Vec<_>>())
-        .bind(mails.iter().map(|m| m.offer_id).collect::<Vec<_>>())
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(())
-    }
-
-    /// `Store::insert_tokens` and `MatcherStore::insert_tokens_with_mails`.
-    async fn insert_tokens_and_mails(
-        &self,
-        tokens: &[NewToken],
-        mails: &[OutboxRow],
-    ) -> StoreResult<()> {
-        match (tokens, mails) {
-            ([], []) => Ok(()),
-            // A single row needs no transaction.
-            ([one], []) => {
-                let mut conn = self.pool.acquire().await.map_err(db_error)?;
-                insert_tokens_on(&mut conn, std::slice::from_ref(one)).await
-            }
-            _ => {
-                let mut tx = self.pool.begin().await.map_err(db_error)?;
-                insert_tokens_on(&mut tx, tokens).await?;
-                matcher::insert_outbox_on(&mut tx, mails).await?;
-                tx.commit().await.map_err(db_error)
-            }
-        }
-    }
-}
-
-/// The one place where sqlx errors become store errors.
-fn db_error(e: sqlx::Error) -> StoreError {
-    match e {
-        sqlx::Error::Database(ref db) if db.is_unique_violation() => StoreError::Conflict,
-        sqlx::Error::Database(ref db)
-            if db.code().is_some_and(|code| {
-                // 08: connection exception, 53: insufficient resources (too many connections,
-                // disk full), 57P01-57P03: server shutting down or starting up.
-                code.starts_with("08")
-                    || code.starts_with("53")
-                    || matches!(&*code, "57P01" | "57P02" | "57P03")
-            }) =>
-        {
-            StoreError::unavailable(e)
-        }
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => StoreError::unavailable(e),
-        other => StoreError::other(other),
-    }
-}
-
-fn corrupt(what: impl Into<String>) -> StoreError {
-    StoreError::other(what.into())
-}
-
-fn radius_to_db(radius_km: u16) -> StoreResult<i16> {
-    i16::try_from(radius_km).map_err(|_| corrupt(format!("radius {radius_km} km out of range")))
-}
+use crate::encode::{Ts, ts};
+use crate::{SqlStore, corrupt, for_both_databases, radius_to_db};
 
 #[derive(FromRow)]
-struct RegistrantRow {
+pub(crate) struct RegistrantRow {
     id: Uuid,
     email_key_id: i32,
     email_ciphertext: Vec<u8>,
@@ -210,14 +23,14 @@ struct RegistrantRow {
     radius_km: i16,
     status: String,
     language: String,
-    created_at: DateTime<Utc>,
-    confirmed_at: Option<DateTime<Utc>>,
-    paused_at: Option<DateTime<Utc>>,
-    last_mail_at: Option<DateTime<Utc>>,
-    undeliverable_at: Option<DateTime<Utc>>,
+    created_at: Ts,
+    confirmed_at: Option<Ts>,
+    paused_at: Option<Ts>,
+    last_mail_at: Option<Ts>,
+    undeliverable_at: Option<Ts>,
 }
 
-const REGISTRANT_COLUMNS: &str = "id, email_key_id, email_ciphertext, email_index, postcode, \
+pub(crate) const REGISTRANT_COLUMNS: &str = "id, email_key_id, email_ciphertext, email_index, postcode, \
      radius_km, status, language, created_at, confirmed_at, paused_at, last_mail_at, \
      undeliverable_at";
 
@@ -237,11 +50,11 @@ impl TryFrom<RegistrantRow> for Registrant {
                 .map_err(|_| corrupt(format!("registrant {}: negative radius", row.id)))?,
             status: parse_status(&row.status)?,
             language: row.language,
-            created_at: row.created_at,
-            confirmed_at: row.confirmed_at,
-            paused_at: row.paused_at,
-            last_mail_at: row.last_mail_at,
-            undeliverable_at: row.undeliverable_at,
+            created_at: row.created_at.0,
+            confirmed_at: row.confirmed_at.map(Into::into),
+            paused_at: row.paused_at.map(Into::into),
+            last_mail_at: row.last_mail_at.map(Into::into),
+            undeliverable_at: row.undeliverable_at.map(Into::into),
         })
     }
 }
@@ -254,7 +67,7 @@ fn parse_status(s: &str) -> StoreResult<RegistrantStatus> {
 struct TokenRow {
     registrant_id: Uuid,
     purpose: String,
-    expires_at: DateTime<Utc>,
+    expires_at: Ts,
 }
 
 impl TryFrom<TokenRow> for TokenRecord {
@@ -265,7 +78,7 @@ impl TryFrom<TokenRow> for TokenRecord {
             registrant_id: row.registrant_id,
             purpose: TokenPurpose::parse(&row.purpose)
                 .ok_or_else(|| corrupt(format!("unknown token purpose {:?}", row.purpose)))?,
-            expires_at: row.expires_at,
+            expires_at: row.expires_at.0,
         })
     }
 }
@@ -277,25 +90,8 @@ struct PostcodeDbRow {
     lon: f64,
 }
 
-async fn insert_tokens_on(conn: &mut PgConnection, tokens: &[NewToken]) -> StoreResult<()> {
-    for token in tokens {
-        sqlx::query(
-            "INSERT INTO registrant_tokens (token_hash, registrant_id, purpose, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&token.hash)
-        .bind(token.registrant_id)
-        .bind(token.purpose.as_str())
-        .bind(token.created_at)
-        .bind(token.expires_at)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_error)?;
-    }
-    Ok(())
-}
-
-/// Keeps the last entry per postcode: PostgreSQL refuses to update one row twice in a statement.
+/// Keeps the last entry per postcode: "later wins", and PostgreSQL refuses to update one row
+/// twice in a statement.
 fn last_entry_per_postcode(entries: &[PostcodeRow]) -> Vec<&PostcodeRow> {
     let mut seen = std::collections::HashSet::with_capacity(entries.len());
     let mut out: Vec<&PostcodeRow> = entries
@@ -307,18 +103,95 @@ fn last_entry_per_postcode(entries: &[PostcodeRow]) -> Vec<&PostcodeRow> {
     out
 }
 
+#[apply(for_both_databases!)]
+impl SqlStore<Db> {
+    /// `Store::insert_tokens` and `MatcherStore::insert_tokens_with_mails`.
+    pub(crate) async fn insert_tokens_and_mails(
+        &self,
+        tokens: &[NewToken],
+        mails: &[OutboxRow],
+    ) -> StoreResult<()> {
+        match (tokens, mails) {
+            ([], []) => Ok(()),
+            // A single row needs no transaction.
+            ([one], []) => {
+                let mut conn = self.pool.acquire().await.map_err(db_error)?;
+                Self::insert_tokens_on(&mut conn, std::slice::from_ref(one)).await
+            }
+            _ => {
+                let mut tx = dialect::begin_write(&self.pool).await?;
+                Self::insert_tokens_on(&mut tx, tokens).await?;
+                Self::insert_outbox_on(&mut tx, mails).await?;
+                tx.commit().await.map_err(db_error)
+            }
+        }
+    }
+
+    pub(crate) async fn insert_tokens_on(
+        conn: &mut <Db as sqlx::Database>::Connection,
+        tokens: &[NewToken],
+    ) -> StoreResult<()> {
+        for token in tokens {
+            sqlx::query(
+                "INSERT INTO registrant_tokens (token_hash, registrant_id, purpose, created_at, \
+                     expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&token.hash)
+            .bind(token.registrant_id)
+            .bind(token.purpose.as_str())
+            .bind(Ts(token.created_at))
+            .bind(Ts(token.expires_at))
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
+    /// Mails into the outbox, on the caller's connection or transaction.
+    pub(crate) async fn insert_outbox_on(
+        conn: &mut <Db as sqlx::Database>::Connection,
+        rows: &[OutboxRow],
+    ) -> StoreResult<()> {
+        for row in rows {
+            sqlx::query(
+                "INSERT INTO outbox (id, key_id, payload, created_at, attempts, next_attempt_at, \
+                     registrant_id, offer_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(row.id)
+            .bind(row.key_id)
+            .bind(&row.payload)
+            .bind(Ts(row.created_at))
+            .bind(row.attempts)
+            .bind(Ts(row.next_attempt_at))
+            .bind(row.registrant_id)
+            .bind(row.offer_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error)?;
+        }
+        Ok(())
+    }
+}
+
+#[apply(for_both_databases!)]
 #[async_trait]
-impl Store for PgStore {
+impl Store for SqlStore<Db> {
     fn backend(&self) -> &'static str {
-        "postgres"
+        dialect::NAME
     }
 
     #[tracing::instrument(skip_all)]
     async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
-            sqlx::migrate::MigrateError::Execute(inner) => db_error(inner),
-            other => StoreError::other(other),
-        })
+        dialect::MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(inner) => db_error(inner),
+                other => StoreError::other(other),
+            })
     }
 
     #[tracing::instrument(skip_all)]
@@ -333,7 +206,7 @@ impl Store for PgStore {
                 Err(sqlx::Error::Database(_)) => return Ok(false),
                 Err(e) => return Err(db_error(e)),
             };
-        let embedded: Vec<_> = MIGRATOR
+        let embedded: Vec<_> = dialect::MIGRATOR
             .iter()
             .filter(|m| !m.migration_type.is_down_migration())
             .collect();
@@ -378,31 +251,30 @@ impl Store for PgStore {
             .await
             .map_err(db_error)?;
         counts.open_offers = to_u64(open)?;
-        let (depth, oldest, oldest_due): (i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
-            sqlx::query_as(
-                "SELECT COUNT(*), MIN(created_at), \
+        let (depth, oldest, oldest_due): (i64, Option<Ts>, Option<Ts>) = sqlx::query_as(
+            "SELECT COUNT(*), MIN(created_at), \
              MIN(CASE WHEN next_attempt_at <= $1 OR attempts > 0 THEN created_at END) FROM outbox",
-            )
-            .bind(now)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_error)?;
+        )
+        .bind(Ts(now))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)?;
         counts.outbox_depth = to_u64(depth)?;
-        counts.outbox_oldest = oldest;
-        counts.outbox_oldest_due = oldest_due;
+        counts.outbox_oldest = oldest.map(Into::into);
+        counts.outbox_oldest_due = oldest_due.map(Into::into);
         Ok(counts)
     }
 
     #[tracing::instrument(skip_all)]
     async fn outbox_oldest_due(&self, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
-        let (oldest,): (Option<DateTime<Utc>>,) = sqlx::query_as(
+        let (oldest,): (Option<Ts>,) = sqlx::query_as(
             "SELECT MIN(created_at) FROM outbox WHERE next_attempt_at <= $1 OR attempts > 0",
         )
-        .bind(now)
+        .bind(Ts(now))
         .fetch_one(&self.pool)
         .await
         .map_err(db_error)?;
-        Ok(oldest)
+        Ok(oldest.map(Into::into))
     }
 
     #[tracing::instrument(skip_all)]
@@ -416,7 +288,7 @@ impl Store for PgStore {
 
     #[tracing::instrument(skip_all, fields(id = %new.id, postcode = %new.postcode, tokens = tokens.len()))]
     async fn insert_registrant(&self, new: &NewRegistrant, tokens: &[NewToken]) -> StoreResult<()> {
-        self.insert_registrant_and_mails(new, tokens, &[]).await
+        dialect::insert_registrant_and_mails(&self.pool, new, tokens, &[]).await
     }
 
     #[tracing::instrument(skip_all, fields(id = %id))]
@@ -455,8 +327,8 @@ impl Store for PgStore {
              WHERE id = $1 AND (last_mail_at IS NULL OR last_mail_at <= $3)",
         )
         .bind(id)
-        .bind(now)
-        .bind(previous_before)
+        .bind(Ts(now))
+        .bind(Ts(previous_before))
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -472,8 +344,8 @@ impl Store for PgStore {
     ) -> StoreResult<()> {
         sqlx::query("UPDATE registrants SET last_mail_at = $3 WHERE id = $1 AND last_mail_at = $2")
             .bind(id)
-            .bind(reserved_at)
-            .bind(previous)
+            .bind(Ts(reserved_at))
+            .bind(ts(previous))
             .execute(&self.pool)
             .await
             .map_err(db_error)?;
@@ -486,7 +358,7 @@ impl Store for PgStore {
             "DELETE FROM registrants \
              WHERE status = 'pending' AND COALESCE(last_mail_at, created_at) < $1",
         )
-        .bind(cutoff)
+        .bind(Ts(cutoff))
         .execute(&self.pool)
         .await
         .map_err(db_error)?;
@@ -496,7 +368,7 @@ impl Store for PgStore {
     #[tracing::instrument(skip_all)]
     async fn purge_expired_tokens(&self, now: DateTime<Utc>) -> StoreResult<u64> {
         let done = sqlx::query("DELETE FROM registrant_tokens WHERE expires_at <= $1")
-            .bind(now)
+            .bind(Ts(now))
             .execute(&self.pool)
             .await
             .map_err(db_error)?;
@@ -536,7 +408,7 @@ impl Store for PgStore {
         paused: bool,
         now: DateTime<Utc>,
     ) -> StoreResult<RegistrantStatus> {
-        // Right-hand sides see the row as it was before the update.
+        // Right-hand sides see the row as it was before the update; RETURNING the new one.
         let status: Option<String> = sqlx::query_scalar(
             "UPDATE registrants SET \
                 status = CASE \
@@ -558,7 +430,7 @@ impl Store for PgStore {
         )
         .bind(id)
         .bind(paused)
-        .bind(now)
+        .bind(Ts(now))
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
@@ -572,10 +444,11 @@ impl Store for PgStore {
     async fn delete_registrant(&self, id: Uuid) -> StoreResult<bool> {
         // A booked dose goes back to its offer (due again at once) instead of waiting for
         // someone who no longer exists. Tokens, invitations and mails go with the row
-        // (ON DELETE CASCADE); the booking stays, cancelled, for the practice's count.
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        // (ON DELETE CASCADE; foreign keys are on for every connection); the booking stays,
+        // cancelled, for the practice's count.
+        let mut tx = dialect::begin_write(&self.pool).await?;
         sqlx::query(
-            "UPDATE offers SET claimed = GREATEST(claimed - 1, 0), next_wave_at = NULL \
+            "UPDATE offers SET claimed = CASE WHEN claimed > 0 THEN claimed - 1 ELSE 0 END, next_wave_at = NULL \
              WHERE status = 'open' AND id IN \
              (SELECT offer_id FROM bookings WHERE registrant_id = $1 AND status = 'booked')",
         )
@@ -613,7 +486,7 @@ impl Store for PgStore {
         )
         .bind(hash)
         .bind(purpose.as_str())
-        .bind(now)
+        .bind(Ts(now))
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error)?;
@@ -626,11 +499,14 @@ impl Store for PgStore {
         confirm_token_hash: &[u8],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Uuid>> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let token: Option<TokenRow> = sqlx::query_as(
+        // Read, then write: the write transaction (and the row lock on PostgreSQL) serialises
+        // racing confirmations.
+        let mut tx = dialect::begin_write(&self.pool).await?;
+        let token: Option<TokenRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT registrant_id, purpose, expires_at FROM registrant_tokens \
-             WHERE token_hash = $1 FOR UPDATE",
-        )
+             WHERE token_hash = $1 {}",
+            dialect::FOR_UPDATE
+        )))
         .bind(confirm_token_hash)
         .fetch_optional(&mut *tx)
         .await
@@ -638,7 +514,7 @@ impl Store for PgStore {
         let Some(token) = token else {
             return Ok(None);
         };
-        if token.purpose != TokenPurpose::Confirm.as_str() || token.expires_at <= now {
+        if token.purpose != TokenPurpose::Confirm.as_str() || token.expires_at <= Ts(now) {
             return Ok(None);
         }
         tracing::Span::current().record("id", tracing::field::display(token.registrant_id));
@@ -660,7 +536,7 @@ impl Store for PgStore {
              WHERE id = $1",
         )
         .bind(token.registrant_id)
-        .bind(now)
+        .bind(Ts(now))
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -674,36 +550,15 @@ impl Store for PgStore {
         if entries.is_empty() {
             return Ok(0);
         }
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let mut written = 0;
-        for chunk in entries.chunks(POSTCODE_CHUNK) {
-            let postcodes: Vec<&str> = chunk.iter().map(|e| e.postcode.as_str()).collect();
-            let lats: Vec<f64> = chunk.iter().map(|e| e.lat).collect();
-            let lons: Vec<f64> = chunk.iter().map(|e| e.lon).collect();
-            written += sqlx::query(
-                "INSERT INTO geo_postcodes (country, postcode, lat, lon) \
-                 SELECT $1, p.postcode, p.lat, p.lon \
-                 FROM UNNEST($2::text[], $3::float8[], $4::float8[]) AS p (postcode, lat, lon) \
-                 ON CONFLICT (country, postcode) DO UPDATE SET lat = EXCLUDED.lat, lon = EXCLUDED.lon",
-            )
-            .bind(country)
-            .bind(postcodes)
-            .bind(lats)
-            .bind(lons)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .rows_affected();
-        }
-        tx.commit().await.map_err(db_error)?;
-        Ok(written)
+        dialect::upsert_postcodes(&self.pool, country, &entries).await
     }
 
     #[tracing::instrument(skip_all, fields(country = %country))]
     async fn postcodes(&self, country: &str) -> StoreResult<Vec<PostcodeRow>> {
-        let rows: Vec<PostcodeDbRow> = sqlx::query_as(
-            "SELECT postcode, lat, lon FROM geo_postcodes WHERE country = $1 ORDER BY postcode COLLATE \"C\"",
-        )
+        let rows: Vec<PostcodeDbRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT postcode, lat, lon FROM geo_postcodes WHERE country = $1 ORDER BY postcode {}",
+            dialect::BYTEWISE
+        )))
         .bind(country)
         .fetch_all(&self.pool)
         .await
@@ -719,33 +574,8 @@ impl Store for PgStore {
     }
 }
 
-/// Waits for the pool's first connection, retrying the (short) acquire time-out until
-/// `STARTUP_TIMEOUT`; other errors (bad credentials, a missing file) end the wait at once.
-async fn first_connection(pool: &PgPool) -> Result<(), StoreError> {
-    use sqlx::{ConnectOptions, Connection};
-    // The pool retries a refused connection until its acquire time-out, which reads as "busy"
-    // below; one direct attempt first tells a server that is not there (fail now) from one
-    // that is slow to answer (wait for it).
-    match tokio::time::timeout(STARTUP_TIMEOUT, pool.connect_options().connect()).await {
-        Ok(Ok(probe)) => {
-            // Only a probe: a failure to say goodbye changes nothing.
-            let _ = probe.close().await;
-        }
-        Ok(Err(e)) => return Err(db_error(e)),
-        Err(_) => return Err(db_error(sqlx::Error::PoolTimedOut)),
-    }
-    let deadline = std::time::Instant::now() + STARTUP_TIMEOUT;
-    loop {
-        match pool.acquire().await {
-            Ok(_) => return Ok(()),
-            Err(sqlx::Error::PoolTimedOut) if std::time::Instant::now() < deadline => {}
-            Err(e) => return Err(db_error(e)),
-        }
-    }
-}
-
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -773,32 +603,5 @@ mod tests {
             .map(|r| (r.postcode.as_str(), r.lat))
             .collect();
         assert_eq!(kept, vec![("2", 2.0), ("1", 3.0)]);
-    }
-
-    #[test]
-    fn pool_and_io_errors_are_unavailable() {
-        for e in [
-            sqlx::Error::PoolTimedOut,
-            sqlx::Error::PoolClosed,
-            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
-        ] {
-            assert!(matches!(db_error(e), StoreError::Unavailable(_)));
-        }
-        assert!(matches!(
-            db_error(sqlx::Error::RowNotFound),
-            StoreError::Other(_)
-        ));
-    }
-
-    /// Nothing listens on port 1: connecting must fail as `Unavailable`, within the acquire
-    /// timeout.
-    #[tokio::test]
-    async fn unreachable_server_is_unavailable() {
-        let started = std::time::Instant::now();
-        let err = PgStore::connect("postgres://postgres@127.0.0.1:1/postgres", 1)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
-        assert!(started.elapsed() < ACQUIRE_TIMEOUT + Duration::from_secs(2));
     }
 }

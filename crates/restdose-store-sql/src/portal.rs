@@ -1,23 +1,37 @@
-//! `PortalStore` for PostgreSQL: accounts, sessions, login throttling, account links, API
-//! tokens, offers and bookings (tables from `0002_practices_offers.sql`).
+//! `PortalStore`: accounts, sessions, login throttling, account links, API tokens, offers and
+//! bookings (tables from `0002_practices_offers.sql`).
 //!
 //! State changes that must not race (consuming a link, finishing an offer, checking a code in)
 //! are single conditional statements or `DELETE … RETURNING`, so two concurrent requests cannot
-//! both succeed: under READ COMMITTED the second one waits for the first's row lock and then
-//! re-checks its `WHERE` clause against the committed row.
+//! both succeed. On PostgreSQL (READ COMMITTED) the second one waits for the first's row lock
+//! and then re-checks its `WHERE` clause against the committed row; on SQLite multi-statement
+//! writes run in `BEGIN IMMEDIATE` transactions (`dialect::begin_write`), so writers queue on
+//! the busy timeout instead of failing.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use macro_rules_attribute::apply;
 use restdose_store::{
     Account, AccountTokenPurpose, ApiTokenInfo, Booking, BookingStatus, CheckInOutcome, NewAccount,
     NewAccountToken, NewApiToken, NewBooking, NewOffer, NewPractice, NewSession, Offer,
     OfferStatus, PortalStore, Practice, PracticeStatus, Role, SessionRecord, StoreError,
     StoreResult, ThrottleState,
 };
-use sqlx::{FromRow, PgConnection};
+use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::{PgStore, corrupt, db_error, radius_to_db};
+use crate::encode::{Ts, ts};
+use crate::{SqlStore, corrupt, for_both_databases, radius_to_db};
+
+/// `run!(query.execute(conn), sql; args…)` is `sqlx::query(sql).bind(arg)….execute(conn)` with
+/// errors mapped by the dialect's `db_error` (so it is expanded inside `for_both_databases!`);
+/// likewise `query_as` / `query_scalar` with `fetch_one`, `fetch_optional`, `fetch_all`.
+/// Statement and arguments stay on a few lines each (rustfmt leaves the call as written).
+macro_rules! run {
+    ($query:ident.$run:ident($conn:expr), $sql:expr $(; $($arg:expr),+ $(,)?)?) => {
+        sqlx::$query($sql)$($(.bind($arg))+)?.$run($conn).await.map_err(db_error)
+    };
+}
 
 // --- rows -------------------------------------------------------------------------------------
 
@@ -27,14 +41,14 @@ struct AccountRow {
     role: String,
     email: String,
     password_hash: String,
-    email_verified_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
-    password_changed_at: DateTime<Utc>,
+    email_verified_at: Option<Ts>,
+    created_at: Ts,
+    password_changed_at: Ts,
     language: String,
 }
 
-const ACCOUNT_COLUMNS: &str = "id, role, email, password_hash, email_verified_at, created_at, \
-     password_changed_at, language";
+const ACCOUNT_SELECT: &str = "SELECT id, role, email, password_hash, email_verified_at, \
+     created_at, password_changed_at, language FROM accounts";
 
 impl TryFrom<AccountRow> for Account {
     type Error = StoreError;
@@ -46,9 +60,9 @@ impl TryFrom<AccountRow> for Account {
                 .ok_or_else(|| corrupt(format!("account {}: unknown role", row.id)))?,
             email: row.email,
             password_hash: row.password_hash,
-            email_verified_at: row.email_verified_at,
-            created_at: row.created_at,
-            password_changed_at: row.password_changed_at,
+            email_verified_at: row.email_verified_at.map(Into::into),
+            created_at: row.created_at.0,
+            password_changed_at: row.password_changed_at.0,
             language: row.language,
         })
     }
@@ -64,9 +78,10 @@ struct PracticeRow {
     phone: String,
     status: String,
     email: String,
+    /// A boolean on PostgreSQL, INTEGER 0/1 on SQLite: `bool` decodes both.
     email_verified: bool,
-    created_at: DateTime<Utc>,
-    decided_at: Option<DateTime<Utc>>,
+    created_at: Ts,
+    decided_at: Option<Ts>,
     language: String,
 }
 
@@ -90,87 +105,53 @@ impl TryFrom<PracticeRow> for Practice {
                 .ok_or_else(|| corrupt(format!("practice {}: unknown status", row.id)))?,
             email: row.email,
             email_verified: row.email_verified,
-            created_at: row.created_at,
-            decided_at: row.decided_at,
+            created_at: row.created_at.0,
+            decided_at: row.decided_at.map(Into::into),
             language: row.language,
         })
     }
 }
 
-#[derive(FromRow)]
-struct SessionRow {
-    account_id: Uuid,
-    csrf_token: String,
-    created_at: DateTime<Utc>,
-    last_seen_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-}
+/// `failures, last_failure_at, locked_until` of `login_throttle`.
+type ThrottleRow = (i32, Ts, Option<Ts>);
 
-impl From<SessionRow> for SessionRecord {
-    fn from(row: SessionRow) -> SessionRecord {
-        SessionRecord {
-            account_id: row.account_id,
-            csrf_token: row.csrf_token,
-            created_at: row.created_at,
-            last_seen_at: row.last_seen_at,
-            expires_at: row.expires_at,
-        }
+fn throttle_state((failures, last_failure_at, locked_until): ThrottleRow) -> ThrottleState {
+    ThrottleState {
+        failures,
+        last_failure_at: last_failure_at.0,
+        locked_until: locked_until.map(Into::into),
     }
 }
 
-#[derive(FromRow)]
-struct ThrottleRow {
-    failures: i32,
-    last_failure_at: DateTime<Utc>,
-    locked_until: Option<DateTime<Utc>>,
-}
+/// `id, name, created_at, last_used_at, revoked_at` of `api_tokens`.
+type ApiTokenRow = (Uuid, String, Ts, Option<Ts>, Option<Ts>);
 
-impl From<ThrottleRow> for ThrottleState {
-    fn from(row: ThrottleRow) -> ThrottleState {
-        ThrottleState {
-            failures: row.failures,
-            last_failure_at: row.last_failure_at,
-            locked_until: row.locked_until,
-        }
+fn api_token_info((id, name, created_at, last_used_at, revoked_at): ApiTokenRow) -> ApiTokenInfo {
+    ApiTokenInfo {
+        id,
+        name,
+        created_at: created_at.0,
+        last_used_at: last_used_at.map(Into::into),
+        revoked_at: revoked_at.map(Into::into),
     }
 }
 
-#[derive(FromRow)]
-struct ApiTokenRow {
-    id: Uuid,
-    name: String,
-    created_at: DateTime<Utc>,
-    last_used_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
-}
-
-impl From<ApiTokenRow> for ApiTokenInfo {
-    fn from(row: ApiTokenRow) -> ApiTokenInfo {
-        ApiTokenInfo {
-            id: row.id,
-            name: row.name,
-            created_at: row.created_at,
-            last_used_at: row.last_used_at,
-            revoked_at: row.revoked_at,
-        }
-    }
-}
-
+/// Also read by the matcher (`RETURNING {OFFER_COLUMNS}`).
 #[derive(FromRow)]
 pub(crate) struct OfferRow {
     id: Uuid,
     practice_id: Uuid,
     vaccine: String,
     doses: i32,
-    starts_at: DateTime<Utc>,
-    ends_at: DateTime<Utc>,
+    starts_at: Ts,
+    ends_at: Ts,
     claim_minutes: i32,
     radius_km: i16,
     note: String,
     postcode: String,
     status: String,
-    created_at: DateTime<Utc>,
-    closed_at: Option<DateTime<Utc>>,
+    created_at: Ts,
+    closed_at: Option<Ts>,
 }
 
 pub(crate) const OFFER_COLUMNS: &str = "id, practice_id, vaccine, doses, starts_at, ends_at, \
@@ -185,8 +166,8 @@ impl TryFrom<OfferRow> for Offer {
             practice_id: row.practice_id,
             vaccine: row.vaccine,
             doses: row.doses,
-            starts_at: row.starts_at,
-            ends_at: row.ends_at,
+            starts_at: row.starts_at.0,
+            ends_at: row.ends_at.0,
             claim_minutes: row.claim_minutes,
             radius_km: u16::try_from(row.radius_km)
                 .map_err(|_| corrupt(format!("offer {}: negative radius", row.id)))?,
@@ -194,8 +175,8 @@ impl TryFrom<OfferRow> for Offer {
             postcode: row.postcode,
             status: OfferStatus::parse(&row.status)
                 .ok_or_else(|| corrupt(format!("offer {}: unknown status", row.id)))?,
-            created_at: row.created_at,
-            closed_at: row.closed_at,
+            created_at: row.created_at.0,
+            closed_at: row.closed_at.map(Into::into),
         })
     }
 }
@@ -206,8 +187,8 @@ struct BookingRow {
     offer_id: Uuid,
     code: String,
     status: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+    created_at: Ts,
+    updated_at: Ts,
 }
 
 impl TryFrom<BookingRow> for Booking {
@@ -220,8 +201,8 @@ impl TryFrom<BookingRow> for Booking {
             code: row.code,
             status: BookingStatus::parse(&row.status)
                 .ok_or_else(|| corrupt(format!("booking {}: unknown status", row.id)))?,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
+            created_at: row.created_at.0,
+            updated_at: row.updated_at.0,
         })
     }
 }
@@ -234,64 +215,65 @@ fn check_practice_rows(
     practice: &NewPractice,
     verification: &NewAccountToken,
 ) -> StoreResult<()> {
-    if account.role != Role::Practice {
-        return Err(StoreError::other(
-            "insert_practice needs a practice account",
-        ));
-    }
-    if practice.account_id != account.id || verification.account_id != account.id {
-        return Err(StoreError::other(
-            "insert_practice: practice and link must belong to the new account",
-        ));
-    }
-    if verification.purpose != AccountTokenPurpose::VerifyEmail {
-        return Err(StoreError::other(
-            "insert_practice: the link must be an e-mail verification",
-        ));
-    }
-    Ok(())
+    let problem = if account.role != Role::Practice {
+        "insert_practice needs a practice account"
+    } else if practice.account_id != account.id || verification.account_id != account.id {
+        "insert_practice: practice and link must belong to the new account"
+    } else if verification.purpose != AccountTokenPurpose::VerifyEmail {
+        "insert_practice: the link must be an e-mail verification"
+    } else {
+        return Ok(());
+    };
+    Err(StoreError::other(problem))
 }
 
-/// `password_changed_at` starts at `created_at`.
-async fn insert_account_on(conn: &mut PgConnection, account: &NewAccount) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO accounts (id, role, email, password_hash, email_verified_at, created_at, \
-         password_changed_at, language) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
-    )
-    .bind(account.id)
-    .bind(account.role.as_str())
-    .bind(&account.email)
-    .bind(&account.password_hash)
-    .bind(account.email_verified_at)
-    .bind(account.created_at)
-    .bind(&account.language)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
+#[apply(for_both_databases!)]
+impl SqlStore<Db> {
+    /// `password_changed_at` starts at `created_at`.
+    async fn insert_account_on(
+        conn: &mut <Db as sqlx::Database>::Connection,
+        account: &NewAccount,
+    ) -> StoreResult<()> {
+        run!(query.execute(&mut *conn),
+            "INSERT INTO accounts (id, role, email, password_hash, email_verified_at, \
+             created_at, password_changed_at, language) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)";
+            account.id, account.role.as_str(), &account.email, &account.password_hash,
+            ts(account.email_verified_at), Ts(account.created_at), &account.language)?;
+        Ok(())
+    }
+
+    async fn insert_account_token_on(
+        conn: &mut <Db as sqlx::Database>::Connection,
+        token: &NewAccountToken,
+    ) -> StoreResult<()> {
+        run!(query.execute(&mut *conn),
+            "INSERT INTO account_tokens (token_hash, account_id, purpose, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5)";
+            &token.hash, token.account_id, token.purpose.as_str(), Ts(token.created_at),
+            Ts(token.expires_at))?;
+        Ok(())
+    }
+
+    /// Moves a `Booked` booking of this offer to `status` (checked in, no-show) in one
+    /// conditional statement; false when there is none (codes are unique: at most one).
+    async fn mark_booked_as(
+        &self,
+        offer_id: Uuid,
+        code: &str,
+        status: BookingStatus,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let done = run!(query.execute(&self.pool),
+            "UPDATE bookings SET status = $4, updated_at = $3 \
+             WHERE offer_id = $1 AND code = $2 AND status = 'booked'";
+            offer_id, code, Ts(now), status.as_str())?;
+        Ok(done.rows_affected() == 1)
+    }
 }
 
-async fn insert_account_token_on(
-    conn: &mut PgConnection,
-    token: &NewAccountToken,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO account_tokens (token_hash, account_id, purpose, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(&token.hash)
-    .bind(token.account_id)
-    .bind(token.purpose.as_str())
-    .bind(token.created_at)
-    .bind(token.expires_at)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error)?;
-    Ok(())
-}
-
+#[apply(for_both_databases!)]
 #[async_trait]
-impl PortalStore for PgStore {
+impl PortalStore for SqlStore<Db> {
     // --- accounts ----------------------------------------------------------------------------
 
     #[tracing::instrument(skip_all, fields(account = %account.id))]
@@ -302,23 +284,14 @@ impl PortalStore for PgStore {
         verification: &NewAccountToken,
     ) -> StoreResult<()> {
         check_practice_rows(account, practice, verification)?;
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        insert_account_on(&mut tx, account).await?;
-        sqlx::query(
+        let mut tx = dialect::begin_write(&self.pool).await?;
+        Self::insert_account_on(&mut tx, account).await?;
+        run!(query.execute(&mut *tx),
             "INSERT INTO practices (account_id, name, street, postcode, city, phone, status, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)",
-        )
-        .bind(practice.account_id)
-        .bind(&practice.name)
-        .bind(&practice.street)
-        .bind(&practice.postcode)
-        .bind(&practice.city)
-        .bind(&practice.phone)
-        .bind(practice.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        insert_account_token_on(&mut tx, verification).await?;
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)";
+            practice.account_id, &practice.name, &practice.street, &practice.postcode,
+            &practice.city, &practice.phone, Ts(practice.created_at))?;
+        Self::insert_account_token_on(&mut tx, verification).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -328,55 +301,43 @@ impl PortalStore for PgStore {
             return Err(StoreError::other("insert_admin needs an admin account"));
         }
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        insert_account_on(&mut conn, account).await
+        Self::insert_account_on(&mut conn, account).await
     }
 
     #[tracing::instrument(skip_all, fields(account = %id))]
     async fn account(&self, id: Uuid) -> StoreResult<Option<Account>> {
-        let row: Option<AccountRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let sql = format!("{ACCOUNT_SELECT} WHERE id = $1");
+        let row: Option<AccountRow> =
+            run!(query_as.fetch_optional(&self.pool), sqlx::AssertSqlSafe(sql); id)?;
         row.map(Account::try_from).transpose()
     }
 
     #[tracing::instrument(skip_all)]
     async fn account_by_email(&self, email: &str) -> StoreResult<Option<Account>> {
-        let row: Option<AccountRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE email = $1"
-        )))
-        .bind(email)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let sql = format!("{ACCOUNT_SELECT} WHERE email = $1");
+        let row: Option<AccountRow> =
+            run!(query_as.fetch_optional(&self.pool), sqlx::AssertSqlSafe(sql); email)?;
         row.map(Account::try_from).transpose()
     }
 
     #[tracing::instrument(skip_all, fields(practice = %id))]
     async fn practice(&self, id: Uuid) -> StoreResult<Option<Practice>> {
-        let row: Option<PracticeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{PRACTICE_SELECT} WHERE p.account_id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let sql = format!("{PRACTICE_SELECT} WHERE p.account_id = $1");
+        let row: Option<PracticeRow> =
+            run!(query_as.fetch_optional(&self.pool), sqlx::AssertSqlSafe(sql); id)?;
         row.map(Practice::try_from).transpose()
     }
 
     #[tracing::instrument(skip_all, fields(status = status.map(PracticeStatus::as_str)))]
     async fn practices(&self, status: Option<PracticeStatus>) -> StoreResult<Vec<Practice>> {
-        let rows: Vec<PracticeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{PRACTICE_SELECT} WHERE ($1::text IS NULL OR p.status = $1) \
+        // PostgreSQL's version cast `$1::text`, which SQLite cannot parse. Not needed: sqlx
+        // declares the parameter's type (text) when it prepares the statement.
+        let sql = format!(
+            "{PRACTICE_SELECT} WHERE ($1 IS NULL OR p.status = $1) \
              ORDER BY p.created_at, p.account_id"
-        )))
-        .bind(status.map(PracticeStatus::as_str))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+        );
+        let rows: Vec<PracticeRow> = run!(query_as.fetch_all(&self.pool), sqlx::AssertSqlSafe(sql);
+            status.map(PracticeStatus::as_str))?;
         rows.into_iter().map(Practice::try_from).collect()
     }
 
@@ -387,14 +348,9 @@ impl PortalStore for PgStore {
         status: PracticeStatus,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let done =
-            sqlx::query("UPDATE practices SET status = $2, decided_at = $3 WHERE account_id = $1")
-                .bind(id)
-                .bind(status.as_str())
-                .bind(now)
-                .execute(&self.pool)
-                .await
-                .map_err(db_error)?;
+        let done = run!(query.execute(&self.pool),
+            "UPDATE practices SET status = $2, decided_at = $3 WHERE account_id = $1";
+            id, status.as_str(), Ts(now))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -404,7 +360,7 @@ impl PortalStore for PgStore {
     #[tracing::instrument(skip_all, fields(account = %token.account_id, purpose = token.purpose.as_str()))]
     async fn insert_account_token(&self, token: &NewAccountToken) -> StoreResult<()> {
         let mut conn = self.pool.acquire().await.map_err(db_error)?;
-        insert_account_token_on(&mut conn, token).await
+        Self::insert_account_token_on(&mut conn, token).await
     }
 
     #[tracing::instrument(skip_all, fields(purpose = purpose.as_str()))]
@@ -414,27 +370,17 @@ impl PortalStore for PgStore {
         purpose: AccountTokenPurpose,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Uuid>> {
-        sqlx::query_scalar(
+        run!(query_scalar.fetch_optional(&self.pool),
             "SELECT account_id FROM account_tokens \
-             WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3",
-        )
-        .bind(hash)
-        .bind(purpose.as_str())
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)
+             WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3";
+            hash, purpose.as_str(), Ts(now))
     }
 
     #[tracing::instrument(skip_all, fields(account = %id))]
     async fn delete_account(&self, id: Uuid) -> StoreResult<bool> {
         // Practice, offers with their bookings, API tokens, sessions and links go with the row
-        // (ON DELETE CASCADE).
-        let done = sqlx::query("DELETE FROM accounts WHERE id = $1")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+        // (ON DELETE CASCADE; on SQLite foreign keys are on for every connection).
+        let done = run!(query.execute(&self.pool), "DELETE FROM accounts WHERE id = $1"; id)?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -445,33 +391,22 @@ impl PortalStore for PgStore {
         purpose: AccountTokenPurpose,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Uuid>> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
+        let mut tx = dialect::begin_write(&self.pool).await?;
         // A link of another purpose or an expired one is left alone (and refused).
-        let account_id: Option<Uuid> = sqlx::query_scalar(
+        let account_id: Option<Uuid> = run!(query_scalar.fetch_optional(&mut *tx),
             "DELETE FROM account_tokens \
              WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3 \
-             RETURNING account_id",
-        )
-        .bind(hash)
-        .bind(purpose.as_str())
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
+             RETURNING account_id";
+            hash, purpose.as_str(), Ts(now))?;
         let Some(account_id) = account_id else {
             return Ok(None);
         };
         tracing::Span::current().record("account", tracing::field::display(account_id));
         if purpose == AccountTokenPurpose::VerifyEmail {
-            sqlx::query(
+            run!(query.execute(&mut *tx),
                 "UPDATE accounts SET email_verified_at = $2 \
-                 WHERE id = $1 AND email_verified_at IS NULL",
-            )
-            .bind(account_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+                 WHERE id = $1 AND email_verified_at IS NULL";
+                account_id, Ts(now))?;
         }
         tx.commit().await.map_err(db_error)?;
         Ok(Some(account_id))
@@ -484,24 +419,14 @@ impl PortalStore for PgStore {
         password_hash: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let done = sqlx::query(
-            "UPDATE accounts SET password_hash = $2, password_changed_at = $3 WHERE id = $1",
-        )
-        .bind(account_id)
-        .bind(password_hash)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        let mut tx = dialect::begin_write(&self.pool).await?;
+        let done = run!(query.execute(&mut *tx),
+            "UPDATE accounts SET password_hash = $2, password_changed_at = $3 WHERE id = $1";
+            account_id, password_hash, Ts(now))?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
-        sqlx::query("DELETE FROM sessions WHERE account_id = $1")
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        run!(query.execute(&mut *tx), "DELETE FROM sessions WHERE account_id = $1"; account_id)?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -509,18 +434,11 @@ impl PortalStore for PgStore {
 
     #[tracing::instrument(skip_all, fields(account = %session.account_id))]
     async fn insert_session(&self, session: &NewSession) -> StoreResult<()> {
-        sqlx::query(
+        run!(query.execute(&self.pool),
             "INSERT INTO sessions (id_hash, account_id, csrf_token, created_at, last_seen_at, \
-             expires_at) VALUES ($1, $2, $3, $4, $4, $5)",
-        )
-        .bind(&session.id_hash)
-        .bind(session.account_id)
-        .bind(&session.csrf_token)
-        .bind(session.created_at)
-        .bind(session.expires_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+             expires_at) VALUES ($1, $2, $3, $4, $4, $5)";
+            &session.id_hash, session.account_id, &session.csrf_token, Ts(session.created_at),
+            Ts(session.expires_at))?;
         Ok(())
     }
 
@@ -530,16 +448,19 @@ impl PortalStore for PgStore {
         id_hash: &[u8],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<SessionRecord>> {
-        let row: Option<SessionRow> = sqlx::query_as(
+        let row: Option<(Uuid, String, Ts, Ts, Ts)> = run!(query_as.fetch_optional(&self.pool),
             "SELECT account_id, csrf_token, created_at, last_seen_at, expires_at FROM sessions \
-             WHERE id_hash = $1 AND expires_at > $2",
-        )
-        .bind(id_hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(row.map(SessionRecord::from))
+             WHERE id_hash = $1 AND expires_at > $2";
+            id_hash, Ts(now))?;
+        Ok(row.map(
+            |(account_id, csrf_token, created, seen, expires)| SessionRecord {
+                account_id,
+                csrf_token,
+                created_at: created.0,
+                last_seen_at: seen.0,
+                expires_at: expires.0,
+            },
+        ))
     }
 
     #[tracing::instrument(skip_all)]
@@ -550,26 +471,16 @@ impl PortalStore for PgStore {
         expires_at: DateTime<Utc>,
     ) -> StoreResult<()> {
         // An expired session stays expired: touching cannot bring it back.
-        sqlx::query(
+        run!(query.execute(&self.pool),
             "UPDATE sessions SET last_seen_at = $2, expires_at = $3 \
-             WHERE id_hash = $1 AND expires_at > $2",
-        )
-        .bind(id_hash)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+             WHERE id_hash = $1 AND expires_at > $2";
+            id_hash, Ts(now), Ts(expires_at))?;
         Ok(())
     }
 
     #[tracing::instrument(skip_all)]
     async fn delete_session(&self, id_hash: &[u8]) -> StoreResult<()> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-            .bind(id_hash)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+        run!(query.execute(&self.pool), "DELETE FROM sessions WHERE id_hash = $1"; id_hash)?;
         Ok(())
     }
 
@@ -577,15 +488,10 @@ impl PortalStore for PgStore {
 
     #[tracing::instrument(skip_all)]
     async fn throttle_state(&self, key: &str) -> StoreResult<Option<ThrottleState>> {
-        let row: Option<ThrottleRow> = sqlx::query_as(
+        let row: Option<ThrottleRow> = run!(query_as.fetch_optional(&self.pool),
             "SELECT failures, last_failure_at, locked_until FROM login_throttle \
-             WHERE throttle_key = $1",
-        )
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(row.map(ThrottleState::from))
+             WHERE throttle_key = $1"; key)?;
+        Ok(row.map(throttle_state))
     }
 
     #[tracing::instrument(skip_all)]
@@ -594,40 +500,28 @@ impl PortalStore for PgStore {
         key: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<ThrottleState> {
-        let row: ThrottleRow = sqlx::query_as(
+        let row: ThrottleRow = run!(query_as.fetch_one(&self.pool),
             "INSERT INTO login_throttle (throttle_key, failures, last_failure_at) \
              VALUES ($1, 1, $2) \
              ON CONFLICT (throttle_key) DO UPDATE \
-             SET failures = login_throttle.failures + 1, last_failure_at = EXCLUDED.last_failure_at \
-             RETURNING failures, last_failure_at, locked_until",
-        )
-        .bind(key)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(row.into())
+             SET failures = login_throttle.failures + 1, \
+                 last_failure_at = EXCLUDED.last_failure_at \
+             RETURNING failures, last_failure_at, locked_until";
+            key, Ts(now))?;
+        Ok(throttle_state(row))
     }
 
     #[tracing::instrument(skip_all)]
     async fn lock_login(&self, key: &str, until: DateTime<Utc>) -> StoreResult<()> {
         // Locks follow recorded failures; a key without any has nothing to lock.
-        sqlx::query("UPDATE login_throttle SET locked_until = $2 WHERE throttle_key = $1")
-            .bind(key)
-            .bind(until)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+        run!(query.execute(&self.pool),
+            "UPDATE login_throttle SET locked_until = $2 WHERE throttle_key = $1"; key, Ts(until))?;
         Ok(())
     }
 
     #[tracing::instrument(skip_all)]
     async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM login_throttle WHERE throttle_key = $1")
-            .bind(key)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
+        run!(query.execute(&self.pool), "DELETE FROM login_throttle WHERE throttle_key = $1"; key)?;
         Ok(())
     }
 
@@ -635,32 +529,19 @@ impl PortalStore for PgStore {
 
     #[tracing::instrument(skip_all, fields(practice = %token.practice_id, token = %token.id))]
     async fn insert_api_token(&self, token: &NewApiToken) -> StoreResult<()> {
-        sqlx::query(
+        run!(query.execute(&self.pool),
             "INSERT INTO api_tokens (id, practice_id, name, token_hash, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(token.id)
-        .bind(token.practice_id)
-        .bind(&token.name)
-        .bind(&token.hash)
-        .bind(token.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+             VALUES ($1, $2, $3, $4, $5)";
+            token.id, token.practice_id, &token.name, &token.hash, Ts(token.created_at))?;
         Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(practice = %practice_id))]
     async fn api_tokens(&self, practice_id: Uuid) -> StoreResult<Vec<ApiTokenInfo>> {
-        let rows: Vec<ApiTokenRow> = sqlx::query_as(
+        let rows: Vec<ApiTokenRow> = run!(query_as.fetch_all(&self.pool),
             "SELECT id, name, created_at, last_used_at, revoked_at FROM api_tokens \
-             WHERE practice_id = $1 ORDER BY created_at DESC, id DESC",
-        )
-        .bind(practice_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(rows.into_iter().map(ApiTokenInfo::from).collect())
+             WHERE practice_id = $1 ORDER BY created_at DESC, id DESC"; practice_id)?;
+        Ok(rows.into_iter().map(api_token_info).collect())
     }
 
     #[tracing::instrument(skip_all, fields(practice = %practice_id, token = %id))]
@@ -670,16 +551,10 @@ impl PortalStore for PgStore {
         id: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
+        let done = run!(query.execute(&self.pool),
             "UPDATE api_tokens SET revoked_at = $3 \
-             WHERE id = $2 AND practice_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(practice_id)
-        .bind(id)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+             WHERE id = $2 AND practice_id = $1 AND revoked_at IS NULL";
+            practice_id, id, Ts(now))?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -689,16 +564,11 @@ impl PortalStore for PgStore {
         hash: &[u8],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Uuid>> {
-        let practice: Option<Uuid> = sqlx::query_scalar(
+        let practice: Option<Uuid> = run!(query_scalar.fetch_optional(&self.pool),
             "UPDATE api_tokens SET last_used_at = $2 \
              WHERE token_hash = $1 AND revoked_at IS NULL \
-             RETURNING practice_id",
-        )
-        .bind(hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
+             RETURNING practice_id";
+            hash, Ts(now))?;
         if let Some(practice) = practice {
             tracing::Span::current().record("practice", tracing::field::display(practice));
         }
@@ -709,50 +579,32 @@ impl PortalStore for PgStore {
 
     #[tracing::instrument(skip_all, fields(practice = %offer.practice_id, offer = %offer.id))]
     async fn insert_offer(&self, offer: &NewOffer) -> StoreResult<()> {
-        sqlx::query(
+        run!(query.execute(&self.pool),
             "INSERT INTO offers (id, practice_id, vaccine, doses, starts_at, ends_at, \
              claim_minutes, radius_km, note, postcode, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11)",
-        )
-        .bind(offer.id)
-        .bind(offer.practice_id)
-        .bind(&offer.vaccine)
-        .bind(offer.doses)
-        .bind(offer.starts_at)
-        .bind(offer.ends_at)
-        .bind(offer.claim_minutes)
-        .bind(radius_to_db(offer.radius_km)?)
-        .bind(&offer.note)
-        .bind(&offer.postcode)
-        .bind(offer.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11)";
+            offer.id, offer.practice_id, &offer.vaccine, offer.doses, Ts(offer.starts_at),
+            Ts(offer.ends_at), offer.claim_minutes, radius_to_db(offer.radius_km)?,
+            &offer.note, &offer.postcode, Ts(offer.created_at))?;
         Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(offer = %id))]
     async fn offer(&self, id: Uuid) -> StoreResult<Option<Offer>> {
-        let row: Option<OfferRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {OFFER_COLUMNS} FROM offers WHERE id = $1"
-        )))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
+        let sql = format!("SELECT {OFFER_COLUMNS} FROM offers WHERE id = $1");
+        let row: Option<OfferRow> =
+            run!(query_as.fetch_optional(&self.pool), sqlx::AssertSqlSafe(sql); id)?;
         row.map(Offer::try_from).transpose()
     }
 
     #[tracing::instrument(skip_all, fields(practice = %practice_id))]
     async fn offers_of(&self, practice_id: Uuid) -> StoreResult<Vec<Offer>> {
-        let rows: Vec<OfferRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let sql = format!(
             "SELECT {OFFER_COLUMNS} FROM offers WHERE practice_id = $1 \
              ORDER BY created_at DESC, id DESC"
-        )))
-        .bind(practice_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+        );
+        let rows: Vec<OfferRow> =
+            run!(query_as.fetch_all(&self.pool), sqlx::AssertSqlSafe(sql); practice_id)?;
         rows.into_iter().map(Offer::try_from).collect()
     }
 
@@ -768,33 +620,22 @@ impl PortalStore for PgStore {
                 "finish_offer needs Closed or Cancelled, not Open",
             ));
         }
-        let mut tx = self.pool.begin().await.map_err(db_error)?;
-        let done = sqlx::query(
-            "UPDATE offers SET status = $2, closed_at = $3 WHERE id = $1 AND status = 'open'",
-        )
-        .bind(id)
-        .bind(status.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+        let mut tx = dialect::begin_write(&self.pool).await?;
+        let done = run!(query.execute(&mut *tx),
+            "UPDATE offers SET status = $2, closed_at = $3 WHERE id = $1 AND status = 'open'";
+            id, status.as_str(), Ts(now))?;
         if done.rows_affected() == 0 {
             return Ok(false);
         }
         if status == OfferStatus::Cancelled {
-            sqlx::query(
+            run!(query.execute(&mut *tx),
                 "UPDATE bookings SET status = 'cancelled', updated_at = $2 \
-                 WHERE offer_id = $1 AND status = 'booked'",
-            )
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+                 WHERE offer_id = $1 AND status = 'booked'";
+                id, Ts(now))?;
         }
         // Open invitations of a finished offer cannot be claimed any more: end them now, so
         // their people can be invited elsewhere and the silence does not count against them.
-        crate::matcher::withdraw_open_invitations(&mut tx, id, now).await?;
+        dialect::withdraw_open_invitations(&mut tx, id, now).await?;
         tx.commit().await.map_err(db_error)?;
         Ok(true)
     }
@@ -805,46 +646,28 @@ impl PortalStore for PgStore {
             return Ok(None);
         }
         // `1000 - more` cannot overflow for a positive `more`.
-        let doses: Option<i32> = sqlx::query_scalar(
+        run!(query_scalar.fetch_optional(&self.pool),
             "UPDATE offers SET doses = doses + $2 \
              WHERE id = $1 AND status = 'open' AND doses <= 1000 - $2 \
-             RETURNING doses",
-        )
-        .bind(id)
-        .bind(more)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(doses)
+             RETURNING doses";
+            id, more)
     }
 
     #[tracing::instrument(skip_all, fields(offer = %booking.offer_id, booking = %booking.id))]
     async fn insert_booking(&self, booking: &NewBooking) -> StoreResult<()> {
-        sqlx::query(
+        run!(query.execute(&self.pool),
             "INSERT INTO bookings (id, offer_id, registrant_id, code, status, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, 'booked', $5, $5)",
-        )
-        .bind(booking.id)
-        .bind(booking.offer_id)
-        .bind(booking.registrant_id)
-        .bind(&booking.code)
-        .bind(booking.created_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
+             updated_at) VALUES ($1, $2, $3, $4, 'booked', $5, $5)";
+            booking.id, booking.offer_id, booking.registrant_id, &booking.code,
+            Ts(booking.created_at))?;
         Ok(())
     }
 
     #[tracing::instrument(skip_all, fields(offer = %offer_id))]
     async fn bookings_of(&self, offer_id: Uuid) -> StoreResult<Vec<Booking>> {
-        let rows: Vec<BookingRow> = sqlx::query_as(
+        let rows: Vec<BookingRow> = run!(query_as.fetch_all(&self.pool),
             "SELECT id, offer_id, code, status, created_at, updated_at FROM bookings \
-             WHERE offer_id = $1 ORDER BY created_at, id",
-        )
-        .bind(offer_id)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)?;
+             WHERE offer_id = $1 ORDER BY created_at, id"; offer_id)?;
         rows.into_iter().map(Booking::try_from).collect()
     }
 
@@ -854,16 +677,11 @@ impl PortalStore for PgStore {
         offer_id: Uuid,
         status: BookingStatus,
     ) -> StoreResult<Vec<Uuid>> {
-        sqlx::query_scalar(
+        run!(query_scalar.fetch_all(&self.pool),
             "SELECT registrant_id FROM bookings \
              WHERE offer_id = $1 AND status = $2 AND registrant_id IS NOT NULL \
-             ORDER BY created_at, id",
-        )
-        .bind(offer_id)
-        .bind(status.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error)
+             ORDER BY created_at, id";
+            offer_id, status.as_str())
     }
 
     #[tracing::instrument(skip_all, fields(offer = %offer_id))]
@@ -873,31 +691,16 @@ impl PortalStore for PgStore {
         code: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<CheckInOutcome> {
-        let done = sqlx::query(
-            "UPDATE bookings SET status = 'checked_in', updated_at = $3 \
-             WHERE offer_id = $1 AND code = $2 AND status = 'booked'",
-        )
-        .bind(offer_id)
-        .bind(code)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        if done.rows_affected() > 0 {
+        if self
+            .mark_booked_as(offer_id, code, BookingStatus::CheckedIn, now)
+            .await?
+        {
             return Ok(CheckInOutcome::CheckedIn);
         }
         // No booking ever returns to 'booked', so this answer cannot go stale.
-        let exists: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM bookings WHERE offer_id = $1 AND code = $2")
-                .bind(offer_id)
-                .bind(code)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
-        Ok(match exists {
-            Some(_) => CheckInOutcome::AlreadyUsed,
-            None => CheckInOutcome::Unknown,
-        })
+        let exists: Option<i32> = run!(query_scalar.fetch_optional(&self.pool),
+            "SELECT 1 FROM bookings WHERE offer_id = $1 AND code = $2"; offer_id, code)?;
+        Ok(exists.map_or(CheckInOutcome::Unknown, |_| CheckInOutcome::AlreadyUsed))
     }
 
     #[tracing::instrument(skip_all, fields(offer = %offer_id))]
@@ -907,16 +710,7 @@ impl PortalStore for PgStore {
         code: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "UPDATE bookings SET status = 'no_show', updated_at = $3 \
-             WHERE offer_id = $1 AND code = $2 AND status = 'booked'",
-        )
-        .bind(offer_id)
-        .bind(code)
-        .bind(now)
-        .execute(&self.pool)
-        .await
-        .map_err(db_error)?;
-        Ok(done.rows_affected() == 1)
+        self.mark_booked_as(offer_id, code, BookingStatus::NoShow, now)
+            .await
     }
 }
