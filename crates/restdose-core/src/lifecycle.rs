@@ -83,7 +83,14 @@ impl Services {
             .store
             .purge_inactive_paused(now - retention.paused_grace)
             .await?;
-        crate::telemetry::purged(&report);
+        crate::telemetry::purged(&[
+            ("offers", report.offers),
+            ("people_of_offers", report.people_of_offers),
+            ("unconfirmed", report.unconfirmed),
+            ("expired_links", report.expired_links),
+            ("expired_sessions", report.expired_sessions),
+            ("inactive_paused", report.inactive_deleted),
+        ]);
         if report != PurgeReport::default() {
             tracing::info!(
                 offers = report.offers,

@@ -287,7 +287,7 @@ impl Services {
                 self.store
                     .outbox_dropped(row.id, undeliverable, now)
                     .await?;
-                crate::telemetry::mail_dropped(reason);
+                crate::telemetry::mail_dropped(reason.as_str());
                 Ok(Attempt::Dropped)
             }
         }

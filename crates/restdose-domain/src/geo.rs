@@ -11,7 +11,16 @@ use std::sync::OnceLock;
 
 use thiserror::Error;
 
-use crate::postcode::normalise;
+/// Canonical form used for both user input and gazetteer keys: surrounding
+/// whitespace removed, inner whitespace runs collapsed to one space, ASCII
+/// letters uppercased (so "sw1a  1aa" and "SW1A 1AA" are the same code).
+pub fn normalise(input: &str) -> String {
+    input
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_uppercase()
+}
 
 /// Mean earth radius (IUGG), in kilometres.
 pub const EARTH_RADIUS_KM: f64 = 6371.0088;

@@ -10,6 +10,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::geo::Gazetteer;
+pub use crate::geo::normalise;
 
 /// A validated, normalised postcode.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -27,17 +28,6 @@ pub enum PostcodeError {
     /// Well-formed but not in the gazetteer.
     #[error("This postcode is not known.")]
     Unknown,
-}
-
-/// Canonical form used for both user input and gazetteer keys: surrounding
-/// whitespace removed, inner whitespace runs collapsed to one space, ASCII
-/// letters uppercased (so "sw1a  1aa" and "SW1A 1AA" are the same code).
-pub fn normalise(input: &str) -> String {
-    input
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_ascii_uppercase()
 }
 
 impl Postcode {

@@ -26,10 +26,9 @@ use crate::portal::{OFFER_COLUMNS, OfferRow};
 use crate::{SqlStore, corrupt, count, for_both_databases};
 
 mod claim;
-mod rows;
+pub(crate) mod rows;
 
 use rows::{BookingRecordRow, INVITATION_COLUMNS, InvitationRow, ProgressRow};
-pub(crate) use rows::{CandidateRow, ExpiredRow, OutboxDbRow};
 
 /// Longest error text kept on an outbox row.
 const OUTBOX_ERROR_CHARS: usize = 500;

@@ -16,7 +16,7 @@ use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::encode::Ts;
-use crate::matcher::{CandidateRow, ExpiredRow, OutboxDbRow};
+use crate::matcher::rows::{CandidateRow, ExpiredRow, OutboxDbRow};
 use crate::{PgStore, radius_to_db};
 
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/postgres");

@@ -20,7 +20,7 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection, Transaction};
 use uuid::Uuid;
 
 use crate::encode::{Ts, ts};
-use crate::matcher::{CandidateRow, OutboxDbRow};
+use crate::matcher::rows::{CandidateRow, OutboxDbRow};
 use crate::{SqliteStore, postgres};
 
 pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("../../migrations/sqlite");
