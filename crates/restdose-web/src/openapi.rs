@@ -7,7 +7,7 @@
 //! a token) and add the handler to `paths(...)` of [`ApiDoc`] below, e.g.
 //! `crate::statistics::statistics_json,` for `/api/v1/statistics`. Response types derive
 //! `utoipa::ToSchema` and are found through the `body = ...` of the annotations.
-//! `tests/tests/operations.rs` checks the expected paths, and `scripts/lib/schemathesis.sh`
+//! `tests/tests/integration/operations.rs` checks the expected paths, and `scripts/lib/schemathesis.sh`
 //! checks that the running service answers as documented.
 
 use actix_web::body::MessageBody;
