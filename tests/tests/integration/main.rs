@@ -1,8 +1,8 @@
 //! The integration suite: one test binary (`cargo test -p restdose-tests --test integration`),
 //! one module per area. Each module's tests are named `<module>::…`, e.g.
-//! `signup::sqlite::database_dump_holds_no_plaintext_address`, so `--test integration signup::` runs one
-//! area and `--skip browser::` leaves the browser out (plain `--skip browser` would also skip
-//! two `portal` tests whose names contain "browser").
+//! `signup::sqlite::database_dump_holds_no_plaintext_address`, so `--test integration signup::`
+//! runs one area and `--skip browser::` leaves the browser out (plain `--skip browser` would
+//! also skip two `portal` tests whose names contain "browser").
 //!
 //! Everything the modules share is in the support library (`tests/src/`, crate
 //! `restdose_tests`). The tests of all areas run in this one process, interleaved: they use
