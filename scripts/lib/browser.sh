@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 #
-# scripts/lib/browser.sh: what the browser suite (tests/tests/browser.rs) needs,
+# scripts/lib/browser.sh: what the browser suite (tests/tests/integration/browser.rs) needs,
 # installed when missing. Sourced by scripts/test; call browser_setup.
 #
 #   - Debian's headless Chromium and its chromedriver (apt packages `chromium`,

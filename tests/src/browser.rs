@@ -1,4 +1,4 @@
-//! A real browser for the end-to-end suite (tests/tests/browser.rs): Debian's headless Chromium
+//! A real browser for the end-to-end suite (tests/tests/integration/browser.rs): Debian's headless Chromium
 //! driven through chromedriver (WebDriver, fantoccini), with axe-core injected into every page.
 //!
 //! What it needs is installed by `scripts/test` (scripts/lib/browser.sh), which exports
@@ -198,7 +198,7 @@ pub fn write_screens_index(pages: &[(String, String, String)]) {
     }
     let mut out = String::from(
         "# Screens\n\n\
-         Every page the browser suite (`tests/tests/browser.rs`) visits, as Chromium shows it at\n\
+         Every page the browser suite (`tests/tests/integration/browser.rs`) visits, as Chromium shows it at\n\
          360 px (a small phone) and 1280 px, full page height. Written by the suite itself:\n\
          `RESTDOSE_TEST_UPDATE_SCREENS=1 scripts/test browser` (without the variable the\n\
          screenshots go to `target/screens/`). Every page here passed axe-core (WCAG 2.1 AA),\n\

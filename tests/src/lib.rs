@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod browser;
+pub mod isolation;
 pub mod portal;
 pub mod processes;
 pub mod smtp;

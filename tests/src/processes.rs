@@ -32,7 +32,7 @@ pub const WAIT: Duration = Duration::from_secs(60);
 /// `crates/restdose` has integration tests (`tests/cli.rs`, `tests/admin_cli.rs`). So
 /// `cargo test --workspace` (what `scripts/test` runs) always leaves an up-to-date binary in
 /// the profile directory this test's own executable runs from: the test is
-/// `<target>/<profile>/deps/processes-<hash>`, the binary `<target>/<profile>/restdose` (by
+/// `<target>/<profile>/deps/integration-<hash>` (the one integration binary), the binary `<target>/<profile>/restdose` (by
 /// default `target/debug/restdose` next to the workspace's `Cargo.toml`, i.e.
 /// `CARGO_MANIFEST_DIR/../target/debug/restdose`; taking the test's own directory also works
 /// with `CARGO_TARGET_DIR` and `--release`).

@@ -1,9 +1,10 @@
 //! The conformance suite every `Store` backend must pass.
 //!
-//! Test code shipped as a library so that the PostgreSQL and SQLite backends run the very same
-//! cases: each case is a `pub async fn(&dyn Store)` that panics on failure. No runtime and no
-//! SQL here; the harness (`tests/tests/store_conformance.rs`) gives every case a fresh database
-//! per backend.
+//! Test code in a library so that the PostgreSQL and SQLite backends run the very same cases:
+//! each case is a `pub async fn(&dyn Store)` that panics on failure. No runtime and no SQL here;
+//! the harness (`tests/tests/integration/store_conformance.rs`) gives every case a fresh
+//! database per backend. Compiled only with the `conformance` feature, which only the test
+//! crate (`tests/`) enables: production builds do not contain it.
 //!
 //! Cases only touch rows they created themselves (random ids, blind indexes, token hashes and
 //! postcode countries), so they may also share one database and run concurrently.
@@ -15,8 +16,11 @@
 //! data lifecycle's (`LifecycleStore`: purges, counters, inactivity, key rotation) in
 //! `lifecycle.rs`, which run in an era of their own (see there).
 //!
-//! To add a case: write the `pub async fn`, then add its name to [`CASES`] and to
-//! [`conformance_cases!`](crate::conformance_cases) (the harness checks that both agree).
+//! To add a case: write it as a top-level `pub async fn` in this file or in a file of
+//! `conformance/` (re-exported here with `pub use`). That is all: the test crate's build script
+//! (`tests/build.rs`) finds every top-level `pub async fn` in these files and generates one test
+//! per case and backend, so every top-level `pub async fn` here is a case; helpers stay private
+//! (or `pub(crate)`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -41,228 +45,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 use uuid::Uuid;
-
-/// Names of all cases, in the order of [`conformance_cases!`](crate::conformance_cases).
-pub const CASES: &[&str] = &[
-    "backend_answers_ping",
-    "insert_and_read_back_a_registrant",
-    "duplicate_email_index_is_a_conflict_and_stores_nothing",
-    "failing_token_insert_stores_no_registrant",
-    "tokens_are_found_only_with_their_purpose_and_before_expiry",
-    "tokens_for_a_missing_person_are_refused",
-    "confirm_consumes_the_token_and_activates_once",
-    "manage_token_does_not_confirm",
-    "expired_confirm_token_does_not_confirm",
-    "mail_slot_is_reserved_once_per_window",
-    "racing_mail_slot_reservations_grant_one",
-    "racing_confirmations_confirm_once",
-    "pause_and_resume_keep_place_in_line",
-    "pending_person_cannot_be_paused",
-    "paused_person_stays_paused_when_confirmed_again",
-    "update_preferences_changes_postcode_and_radius",
-    "update_preferences_of_missing_person_is_not_found",
-    "delete_removes_person_and_tokens",
-    "postcodes_upsert_replaces",
-    "postcodes_upsert_handles_large_batches",
-    "times_round_trip_at_millisecond_precision",
-    "released_mail_slot_can_be_taken_again",
-    "unconfirmed_people_are_purged_after_their_last_link_expires",
-    "expired_tokens_are_purged",
-    // portal: accounts.rs
-    "insert_and_read_back_a_practice",
-    "duplicate_practice_email_is_a_conflict_and_stores_nothing",
-    "failing_link_insert_stores_no_practice",
-    "admins_are_accounts_without_a_practice",
-    "practices_are_listed_oldest_first_and_by_status",
-    "set_practice_status_records_the_decision",
-    "verify_link_is_consumed_once_and_verifies",
-    "reset_link_cannot_verify_and_verify_link_cannot_reset",
-    "expired_account_link_is_refused",
-    "peek_shows_a_valid_link_without_consuming_it",
-    "account_links_for_a_missing_account_are_refused",
-    "racing_verify_links_verify_once",
-    "set_password_changes_the_hash_and_ends_sessions",
-    "sessions_expire_at_their_boundary",
-    "touch_extends_a_live_session",
-    "deleted_session_is_gone_and_others_stay",
-    "login_failures_are_counted_locked_and_cleared",
-    "racing_login_failures_are_all_counted",
-    "api_tokens_are_listed_newest_first_per_practice",
-    "api_token_authenticates_until_revoked",
-    // portal: offers.rs
-    "insert_and_read_back_an_offer",
-    "offers_of_lists_own_offers_newest_first",
-    "finish_offer_works_only_once",
-    "cancelling_an_offer_cancels_only_live_bookings",
-    "add_doses_only_to_open_offers_and_up_to_1000",
-    "insert_and_list_bookings_oldest_first",
-    "check_in_tells_checked_in_already_used_and_unknown",
-    "no_show_marks_only_booked_codes_of_the_offer",
-    "racing_check_ins_check_in_once",
-    "a_person_holds_one_live_booking",
-    "booked_registrants_are_listed_by_status",
-    "deleting_a_registrant_keeps_the_booking",
-    "deleting_a_practice_account_cascades",
-    // matcher and outbox: matcher.rs
-    "wave_is_recorded_with_its_mails_and_totals",
-    "wave_skips_people_already_invited_and_their_mails",
-    "candidates_come_in_line_order_within_reach_up_to_the_limit",
-    "candidates_skip_the_recently_invited_the_busy_and_those_not_waiting",
-    "due_offer_is_leased_to_one_worker_until_the_lease_ends",
-    "claim_books_a_dose_once",
-    "claims_beyond_the_doses_find_them_all_taken",
-    "late_claims_are_expired",
-    "person_with_a_live_booking_cannot_claim",
-    "racing_claims_never_book_more_than_the_doses",
-    "racing_clicks_on_one_link_book_once",
-    "decline_answers_an_open_invitation_once",
-    "expired_invitations_are_counted_once_per_person",
-    "pause_for_silence_pauses_only_active_people",
-    "cancelled_booking_frees_its_dose_once",
-    "racing_cancellations_free_the_dose_once",
-    "acceptance_counts_real_answers_only",
-    "a_filled_offer_withdraws_its_open_invitations",
-    "candidates_skip_people_at_the_daily_invitation_cap",
-    "a_dose_freed_while_the_matcher_works_is_offered_again",
-    "cancelling_an_offer_writes_each_holders_mail_with_it",
-    "a_decline_makes_its_offer_due_and_awaiting_answers_counts_the_rest",
-    "outbox_hands_out_due_mails_oldest_first_with_leases_and_backoff",
-    "sign_up_and_links_are_stored_with_their_mails",
-    "deleting_a_registrant_removes_their_invitations",
-    "deleting_a_person_with_a_booking_frees_the_dose",
-    "finishing_an_offer_ends_its_open_invitations_without_counting_them",
-    // data lifecycle: lifecycle.rs
-    "purge_deletes_a_finished_offer_with_the_people_who_came",
-    "purge_counters_add_up_per_day_and_area",
-    "racing_purges_purge_each_offer_once",
-    "stats_are_bumped_and_read_by_day_range",
-    "expired_sessions_account_links_and_old_login_failures_are_purged",
-    "paused_people_are_warned_and_purged_only_while_still_paused",
-    "purge_preview_counts_what_the_purges_delete",
-    "key_rotation_walks_both_columns_and_swaps_only_unchanged_ciphertexts",
-    "deleting_a_registrant_or_an_offer_deletes_their_mails",
-    // open statistics: statistics.rs
-    "people_waiting_are_counted_by_area_and_position",
-    "purge_writes_wave_fill_time_and_practice_counters",
-    // monitoring: matcher.rs
-    "operational_counts_tell_people_by_state_offers_and_the_outbox",
-    // mails given up on: matcher.rs
-    "dropped_mail_is_deleted_and_pauses_and_marks_an_undeliverable_person",
-];
-
-/// Calls `$callback! { case_a, case_b, ... }` with the name of every case in this module, so a
-/// harness can generate one test per case and backend without repeating the list:
-///
-/// ```ignore
-/// macro_rules! backend_tests {
-///     ($($case:ident),* $(,)?) => { $( #[tokio::test] async fn $case() { /* ... */ } )* };
-/// }
-/// restdose_store::conformance_cases!(backend_tests);
-/// ```
-#[macro_export]
-macro_rules! conformance_cases {
-    ($callback:ident) => {
-        $callback! {
-            backend_answers_ping,
-            insert_and_read_back_a_registrant,
-            duplicate_email_index_is_a_conflict_and_stores_nothing,
-            failing_token_insert_stores_no_registrant,
-            tokens_are_found_only_with_their_purpose_and_before_expiry,
-            tokens_for_a_missing_person_are_refused,
-            confirm_consumes_the_token_and_activates_once,
-            manage_token_does_not_confirm,
-            expired_confirm_token_does_not_confirm,
-            mail_slot_is_reserved_once_per_window,
-            racing_mail_slot_reservations_grant_one,
-            racing_confirmations_confirm_once,
-            pause_and_resume_keep_place_in_line,
-            pending_person_cannot_be_paused,
-            paused_person_stays_paused_when_confirmed_again,
-            update_preferences_changes_postcode_and_radius,
-            update_preferences_of_missing_person_is_not_found,
-            delete_removes_person_and_tokens,
-            postcodes_upsert_replaces,
-            postcodes_upsert_handles_large_batches,
-            times_round_trip_at_millisecond_precision,
-            released_mail_slot_can_be_taken_again,
-            unconfirmed_people_are_purged_after_their_last_link_expires,
-            expired_tokens_are_purged,
-            insert_and_read_back_a_practice,
-            duplicate_practice_email_is_a_conflict_and_stores_nothing,
-            failing_link_insert_stores_no_practice,
-            admins_are_accounts_without_a_practice,
-            practices_are_listed_oldest_first_and_by_status,
-            set_practice_status_records_the_decision,
-            verify_link_is_consumed_once_and_verifies,
-            reset_link_cannot_verify_and_verify_link_cannot_reset,
-            expired_account_link_is_refused,
-            peek_shows_a_valid_link_without_consuming_it,
-            account_links_for_a_missing_account_are_refused,
-            racing_verify_links_verify_once,
-            set_password_changes_the_hash_and_ends_sessions,
-            sessions_expire_at_their_boundary,
-            touch_extends_a_live_session,
-            deleted_session_is_gone_and_others_stay,
-            login_failures_are_counted_locked_and_cleared,
-            racing_login_failures_are_all_counted,
-            api_tokens_are_listed_newest_first_per_practice,
-            api_token_authenticates_until_revoked,
-            insert_and_read_back_an_offer,
-            offers_of_lists_own_offers_newest_first,
-            finish_offer_works_only_once,
-            cancelling_an_offer_cancels_only_live_bookings,
-            add_doses_only_to_open_offers_and_up_to_1000,
-            insert_and_list_bookings_oldest_first,
-            check_in_tells_checked_in_already_used_and_unknown,
-            no_show_marks_only_booked_codes_of_the_offer,
-            racing_check_ins_check_in_once,
-            a_person_holds_one_live_booking,
-            booked_registrants_are_listed_by_status,
-            deleting_a_registrant_keeps_the_booking,
-            deleting_a_practice_account_cascades,
-            wave_is_recorded_with_its_mails_and_totals,
-            wave_skips_people_already_invited_and_their_mails,
-            candidates_come_in_line_order_within_reach_up_to_the_limit,
-            candidates_skip_the_recently_invited_the_busy_and_those_not_waiting,
-            due_offer_is_leased_to_one_worker_until_the_lease_ends,
-            claim_books_a_dose_once,
-            claims_beyond_the_doses_find_them_all_taken,
-            late_claims_are_expired,
-            person_with_a_live_booking_cannot_claim,
-            racing_claims_never_book_more_than_the_doses,
-            racing_clicks_on_one_link_book_once,
-            decline_answers_an_open_invitation_once,
-            expired_invitations_are_counted_once_per_person,
-            pause_for_silence_pauses_only_active_people,
-            cancelled_booking_frees_its_dose_once,
-            racing_cancellations_free_the_dose_once,
-            acceptance_counts_real_answers_only,
-            a_filled_offer_withdraws_its_open_invitations,
-            candidates_skip_people_at_the_daily_invitation_cap,
-            a_dose_freed_while_the_matcher_works_is_offered_again,
-            cancelling_an_offer_writes_each_holders_mail_with_it,
-            a_decline_makes_its_offer_due_and_awaiting_answers_counts_the_rest,
-            outbox_hands_out_due_mails_oldest_first_with_leases_and_backoff,
-            sign_up_and_links_are_stored_with_their_mails,
-            deleting_a_registrant_removes_their_invitations,
-            deleting_a_person_with_a_booking_frees_the_dose,
-            finishing_an_offer_ends_its_open_invitations_without_counting_them,
-            purge_deletes_a_finished_offer_with_the_people_who_came,
-            purge_counters_add_up_per_day_and_area,
-            racing_purges_purge_each_offer_once,
-            stats_are_bumped_and_read_by_day_range,
-            expired_sessions_account_links_and_old_login_failures_are_purged,
-            paused_people_are_warned_and_purged_only_while_still_paused,
-            purge_preview_counts_what_the_purges_delete,
-            key_rotation_walks_both_columns_and_swaps_only_unchanged_ciphertexts,
-            deleting_a_registrant_or_an_offer_deletes_their_mails,
-            people_waiting_are_counted_by_area_and_position,
-            purge_writes_wave_fill_time_and_practice_counters,
-            operational_counts_tell_people_by_state_offers_and_the_outbox,
-            dropped_mail_is_deleted_and_pauses_and_marks_an_undeliverable_person,
-        }
-    };
-}
 
 // --- fixtures ---------------------------------------------------------------------------------
 

@@ -1,10 +1,12 @@
 //! restdose storage: the `Store` trait every backend implements, the rows it speaks in, its
-//! errors, and the conformance suite both backends must pass. No sqlx here: the web and core
-//! crates depend on this crate only, so they cannot reach for SQL.
+//! errors, and (with the `conformance` feature, for tests only) the conformance suite both
+//! backends must pass. No sqlx here: the web and core crates depend on this crate only, so they
+//! cannot reach for SQL.
 //!
 //! Times and decisions are computed by the caller and passed in (`now`, cut-offs), so the
 //! backends stay dumb and tests can move the clock.
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
 mod lifecycle;

@@ -9,7 +9,7 @@
 //! are the types the handlers parse into (`json_body::JsonRequest`), response bodies the types
 //! they serialise; both derive `utoipa::ToSchema` and are found through the `request_body` and
 //! `body = ...` of the annotations.
-//! `tests/tests/operations.rs` checks the expected paths, and `scripts/lib/schemathesis.sh`
+//! `tests/tests/integration/operations.rs` checks the expected paths, and `scripts/lib/schemathesis.sh`
 //! checks that the running service answers as documented.
 
 use actix_web::body::MessageBody;

@@ -6,8 +6,10 @@
 //! link secret, no booking code, no password, no session and no key material in any log line,
 //! nor in any answer that goes to someone else (error bodies, the practice's pages).
 //!
-//! Logging is global per process, so this binary has a single test, which runs the journey on
-//! SQLite and then on PostgreSQL and captures everything in memory as JSON lines. Every line of
+//! Logging is global per process, so this is a single test that runs in a process of its own
+//! (`restdose_tests::isolation`: the integration binary started again for this test only); it
+//! runs the journey on SQLite and then on PostgreSQL and captures everything in memory as JSON
+//! lines. Every line of
 //! a request carries the request id (a generated UUID here) in its `request` span.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -667,8 +669,24 @@ const EXPECTED_EVENTS: &[&str] = &[
     "purge",
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_address_link_code_password_or_key_reaches_the_logs_or_a_stranger() {
+#[test]
+fn no_address_link_code_password_or_key_reaches_the_logs_or_a_stranger() {
+    let name = restdose_tests::isolation::test_name(
+        module_path!(),
+        "no_address_link_code_password_or_key_reaches_the_logs_or_a_stranger",
+    );
+    restdose_tests::isolation::in_own_process(&name, || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("cannot build a tokio runtime")
+            .block_on(logs_carry_no_secrets());
+    });
+}
+
+/// The test itself, run in the process of its own, where the capture is the only subscriber.
+async fn logs_carry_no_secrets() {
     captured();
     let mut problems = Vec::new();
     for backend in [Backend::Sqlite, Backend::Postgres] {

@@ -1,14 +1,23 @@
-//! Runs the shared store conformance suite (`restdose_store::conformance`) against both backends,
-//! each case in a fresh database: `sqlite::<case>` on a new temporary file, `postgres::<case>` in
-//! a new database on the server named by `RESTDOSE_TEST_POSTGRES_URL` (an admin URL, default
+//! Runs the shared store conformance suite (`restdose_store::conformance`, compiled only with
+//! its `conformance` feature, which this crate enables) against both backends, each case in a
+//! fresh database: `store_conformance::sqlite::<case>` on a new temporary file,
+//! `store_conformance::postgres::<case>` in a new database on the server named by
+//! `RESTDOSE_TEST_POSTGRES_URL` (an admin URL, default
 //! `postgres://postgres@127.0.0.1:5432/postgres`), dropped afterwards.
 //!
 //! The PostgreSQL tests fail, never skip, when the server cannot be reached.
+//!
+//! Each case is named once, as its function. The list of cases is generated: the crate's build
+//! script (`tests/build.rs`) reads the conformance sources (`restdose-store/src/conformance.rs`
+//! and `conformance/*.rs`), takes every top-level `pub async fn` as a case, and writes
+//! `conformance_tests! { <case>, ... }` into `OUT_DIR`, included below. (A build script rather
+//! than a macro around the cases, so the cases stay plain functions; and it runs again whenever
+//! a conformance source changes.) `every_conformance_source_file_has_cases` guards the
+//! scanner itself: a source file without cases means it stopped finding them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use restdose_store::Store;
-use restdose_store::conformance::CASES;
 
 // --- fresh databases (helpers to be merged into the test support crate) -----------------------
 
@@ -113,9 +122,6 @@ impl FreshPostgres {
 
 macro_rules! conformance_tests {
     ($($case:ident),* $(,)?) => {
-        /// The cases the macro was given, to check against `CASES`.
-        const GENERATED: &[&str] = &[$(stringify!($case)),*];
-
         mod sqlite {
             use super::*;
             $(
@@ -154,12 +160,28 @@ macro_rules! conformance_tests {
     };
 }
 
-restdose_store::conformance_cases!(conformance_tests);
+include!(concat!(env!("OUT_DIR"), "/conformance_cases.rs"));
 
 #[test]
-fn every_conformance_case_has_tests() {
-    assert_eq!(
-        GENERATED, CASES,
-        "restdose_store::conformance::CASES and conformance_cases! disagree"
+fn every_conformance_source_file_has_cases() {
+    let mut all: Vec<&str> = Vec::new();
+    for (file, cases) in CASES_BY_FILE {
+        assert!(
+            !cases.is_empty(),
+            "no conformance case found in {file}: tests/build.rs no longer finds them"
+        );
+        all.extend(*cases);
+    }
+    assert!(
+        CASES_BY_FILE
+            .iter()
+            .any(|(file, _)| *file == "conformance.rs")
+            && CASES_BY_FILE.len() > 1,
+        "tests/build.rs did not read conformance.rs and conformance/: {CASES_BY_FILE:?}"
     );
+    assert!(all.contains(&"backend_answers_ping"));
+    let count = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), count, "a case is listed twice");
 }
