@@ -82,7 +82,7 @@ pub async fn claim_seed(args: ClaimSeedArgs) -> anyhow::Result<()> {
                 password_hash: restdose_core::password::hash("bench practice password").await?,
                 created_at: now,
                 email_verified_at: None,
-                language: "de".to_owned(),
+                language: restdose_domain::Lang::De,
             },
             &NewPractice {
                 account_id,
@@ -162,7 +162,7 @@ pub async fn claim_seed(args: ClaimSeedArgs) -> anyhow::Result<()> {
                         },
                         postcode: POSTCODE.to_owned(),
                         radius_km: 10,
-                        language: "de".to_owned(),
+                        language: restdose_domain::Lang::De,
                         created_at: now - TimeSpan::seconds((people - i) as i64),
                         last_mail_at: Some(now),
                     },

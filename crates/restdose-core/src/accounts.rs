@@ -255,7 +255,7 @@ impl Services {
             password_hash,
             created_at: now,
             email_verified_at: None,
-            language: lang.code().to_owned(),
+            language: lang,
         };
         let practice = NewPractice {
             account_id: id,
@@ -381,7 +381,7 @@ impl Services {
                 ))
                 .await?;
             let content = render_account(
-                Lang::from_code(&account.language).unwrap_or_default(),
+                account.language,
                 &AccountTemplate::VerifyEmail {
                     verify_url: &self
                         .links
@@ -614,7 +614,7 @@ impl Services {
             password_hash: password::hash(password_text).await?,
             created_at: now,
             email_verified_at: Some(now),
-            language: Lang::default().code().to_owned(),
+            language: Lang::default(),
         };
         self.store
             .insert_admin(&account)
@@ -686,7 +686,7 @@ impl Services {
                 practice: &practice.name,
             },
         };
-        let lang = Lang::from_code(&practice.language).unwrap_or_default();
+        let lang = practice.language;
         self.mail_account(&practice.email, render_account(lang, &template))
             .await?;
         tracing::info!(practice = %id, status = decision.status().as_str(), "practice decided");

@@ -3,7 +3,6 @@
 //! then deleted. Only anonymous daily counters per 2-digit postcode area survive.
 
 use chrono::{DateTime, Duration, Utc};
-use restdose_domain::Lang;
 use restdose_mail::{BookingTemplate, OutgoingMail, render_booking};
 use restdose_store::{EncryptedColumn, Metric, PurgePreview};
 use uuid::Uuid;
@@ -132,7 +131,7 @@ impl Services {
             self.store
                 .insert_tokens(std::slice::from_ref(&manage_row))
                 .await?;
-            let lang = Lang::from_code(&person.language).unwrap_or_default();
+            let lang = person.language;
             let content = render_booking(
                 lang,
                 &BookingTemplate::InactivityWarning {

@@ -19,7 +19,7 @@
 use chrono::{DateTime, Duration, Utc};
 use restdose_crypto::{SecretToken, random_u64};
 use restdose_domain::matching::{WaveInput, WavePlan, WavePolicy, area_of};
-use restdose_domain::{BookingCode, Email, Lang};
+use restdose_domain::{BookingCode, Email};
 use restdose_mail::calendar::{Appointment, ics_attachment};
 use restdose_mail::{BookingTemplate, OutgoingMail, render_booking};
 use restdose_store::{
@@ -282,7 +282,7 @@ impl Services {
             let invite = SecretToken::generate()?;
             let (manage, manage_row) = self.manage_token(candidate.registrant_id, now)?;
             manage_tokens.push(manage_row);
-            let lang = Lang::from_code(&candidate.language).unwrap_or_default();
+            let lang = candidate.language;
             let content = render_booking(
                 lang,
                 &BookingTemplate::Invitation {
@@ -363,7 +363,7 @@ impl Services {
             };
             let email = self.decrypt_email(registrant.id, &registrant.email)?;
             let (manage, manage_row) = self.manage_token(registrant.id, now)?;
-            let lang = Lang::from_code(&registrant.language).unwrap_or_default();
+            let lang = registrant.language;
             let content = render_booking(
                 lang,
                 &BookingTemplate::PausedAfterSilence {
@@ -475,7 +475,7 @@ impl Services {
         let (manage, manage_row) = self.manage_token(registrant.id, now)?;
         let window = self.format_window(view.offer.starts_at, view.offer.ends_at);
         let place = address(&view.practice);
-        let lang = Lang::from_code(&registrant.language).unwrap_or_default();
+        let lang = registrant.language;
         let mut content = render_booking(
             lang,
             &BookingTemplate::Confirmed {

@@ -2,7 +2,7 @@
 //! no-shows, adding doses, closing early and cancelling (with mails to everyone who booked).
 
 use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
-use restdose_domain::{BookingCode, Lang, RadiusKm};
+use restdose_domain::{BookingCode, RadiusKm};
 use restdose_mail::{BookingTemplate, OutgoingMail, render_booking};
 use restdose_store::{
     Booking, BookingStatus, CheckInOutcome, NewOffer, Offer, OfferCancellation, OfferStatus,
@@ -442,7 +442,7 @@ impl Services {
         self.store
             .insert_tokens(std::slice::from_ref(&manage_row))
             .await?;
-        let lang = Lang::from_code(&registrant.language).unwrap_or_default();
+        let lang = registrant.language;
         let content = render_booking(
             lang,
             &BookingTemplate::CancelledByPractice {

@@ -53,7 +53,7 @@ impl Services {
             },
             postcode: request.postcode.as_str().to_owned(),
             radius_km: request.radius.km(),
-            language: request.lang.code().to_owned(),
+            language: request.lang,
             created_at: now,
             last_mail_at: Some(now),
         };
@@ -103,7 +103,7 @@ impl Services {
             return Ok(());
         }
         let manage = SecretToken::generate()?;
-        let lang = Lang::from_code(&existing.language).unwrap_or_default();
+        let lang = existing.language;
         let (tokens, mail) = if existing.status == RegistrantStatus::Pending {
             // Not confirmed yet: the latest form wins, and a fresh confirmation link goes out.
             self.store
@@ -195,7 +195,7 @@ impl Services {
             postcode: Postcode::from_trusted(registrant.postcode),
             radius: RadiusKm::new(i64::from(registrant.radius_km)).unwrap_or_default(),
             status: registrant.status,
-            language: Lang::from_code(&registrant.language).unwrap_or_default(),
+            language: registrant.language,
             signed_up_at: registrant.created_at,
             confirmed_at: registrant.confirmed_at,
             paused_at: registrant.paused_at,

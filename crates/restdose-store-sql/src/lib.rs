@@ -83,6 +83,12 @@ fn count(n: i64) -> StoreResult<u64> {
     u64::try_from(n).map_err(|_| corrupt(format!("negative count {n}")))
 }
 
+/// A stored language code as the domain's `Lang`.
+fn lang(code: &str) -> StoreResult<restdose_domain::Lang> {
+    restdose_domain::Lang::from_code(code)
+        .ok_or_else(|| corrupt(format!("unknown language code {code:?}")))
+}
+
 fn radius_to_db(radius_km: u16) -> StoreResult<i16> {
     i16::try_from(radius_km).map_err(|_| corrupt(format!("radius {radius_km} km out of range")))
 }

@@ -21,7 +21,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use crate::encode::{Ts, ts};
-use crate::{SqlStore, corrupt, for_both_databases, radius_to_db};
+use crate::{SqlStore, corrupt, for_both_databases, lang, radius_to_db};
 
 /// `run!(query.execute(conn), sql; args…)` is `sqlx::query(sql).bind(arg)….execute(conn)` with
 /// errors mapped by the dialect's `db_error` (so it is expanded inside `for_both_databases!`);
@@ -63,7 +63,7 @@ impl TryFrom<AccountRow> for Account {
             email_verified_at: row.email_verified_at.map(Into::into),
             created_at: row.created_at.0,
             password_changed_at: row.password_changed_at.0,
-            language: row.language,
+            language: lang(&row.language)?,
         })
     }
 }
@@ -107,7 +107,7 @@ impl TryFrom<PracticeRow> for Practice {
             email_verified: row.email_verified,
             created_at: row.created_at.0,
             decided_at: row.decided_at.map(Into::into),
-            language: row.language,
+            language: lang(&row.language)?,
         })
     }
 }
@@ -238,7 +238,7 @@ impl SqlStore<Db> {
             "INSERT INTO accounts (id, role, email, password_hash, email_verified_at, \
              created_at, password_changed_at, language) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)";
             account.id, account.role.as_str(), &account.email, &account.password_hash,
-            ts(account.email_verified_at), Ts(account.created_at), &account.language)?;
+            ts(account.email_verified_at), Ts(account.created_at), account.language.code())?;
         Ok(())
     }
 

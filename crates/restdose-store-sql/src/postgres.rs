@@ -155,7 +155,7 @@ pub(crate) async fn insert_registrant_and_mails(
     .bind(&new.email.index)
     .bind(&new.postcode)
     .bind(radius)
-    .bind(&new.language)
+    .bind(new.language.code())
     .bind(new.created_at)
     .bind(new.last_mail_at)
     .bind(tokens.iter().map(|t| t.hash.as_slice()).collect::<Vec<_>>())
@@ -316,7 +316,7 @@ pub(crate) async fn candidates(
     .fetch_all(pool)
     .await
     .map_err(db_error)?;
-    Ok(rows.into_iter().map(Candidate::from).collect())
+    rows.into_iter().map(Candidate::try_from).collect()
 }
 
 /// The people a wave invited, after all its invitations are in (see `matcher.rs`).

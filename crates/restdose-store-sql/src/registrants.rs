@@ -11,7 +11,7 @@ use sqlx::FromRow;
 use uuid::Uuid;
 
 use crate::encode::{Ts, ts};
-use crate::{SqlStore, corrupt, for_both_databases, radius_to_db};
+use crate::{SqlStore, corrupt, for_both_databases, lang, radius_to_db};
 
 #[derive(FromRow)]
 pub(crate) struct RegistrantRow {
@@ -49,7 +49,7 @@ impl TryFrom<RegistrantRow> for Registrant {
             radius_km: u16::try_from(row.radius_km)
                 .map_err(|_| corrupt(format!("registrant {}: negative radius", row.id)))?,
             status: parse_status(&row.status)?,
-            language: row.language,
+            language: lang(&row.language)?,
             created_at: row.created_at.0,
             confirmed_at: row.confirmed_at.map(Into::into),
             paused_at: row.paused_at.map(Into::into),

@@ -167,7 +167,7 @@ pub(crate) async fn insert_registrant_and_mails(
     .bind(&new.email.index)
     .bind(&new.postcode)
     .bind(i64::from(new.radius_km))
-    .bind(&new.language)
+    .bind(new.language.code())
     .bind(Ts(new.created_at))
     .bind(ts(new.last_mail_at))
     .execute(&mut *tx)
@@ -266,7 +266,9 @@ pub(crate) async fn candidates(
         .fetch_all(&mut *tx)
         .await
         .map_err(db_error)?;
-        found.extend(rows.into_iter().map(Candidate::from));
+        for row in rows {
+            found.push(Candidate::try_from(row)?);
+        }
     }
     tx.rollback().await.map_err(db_error)?;
     // Same order as PostgreSQL: uuids compare bytewise on both.

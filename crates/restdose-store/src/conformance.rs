@@ -41,6 +41,7 @@ use crate::{
     StoredEmail, TokenPurpose, TokenRecord,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use restdose_domain::Lang;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
@@ -83,7 +84,7 @@ fn person(created_at: DateTime<Utc>) -> NewRegistrant {
         },
         postcode: "10115".to_owned(),
         radius_km: 10,
-        language: "de".to_owned(),
+        language: Lang::De,
         created_at,
         last_mail_at: Some(created_at),
     }
@@ -112,7 +113,7 @@ fn as_inserted(new: &NewRegistrant) -> Registrant {
         postcode: new.postcode.clone(),
         radius_km: new.radius_km,
         status: RegistrantStatus::Pending,
-        language: new.language.clone(),
+        language: new.language,
         created_at: new.created_at,
         confirmed_at: None,
         paused_at: None,
@@ -234,7 +235,7 @@ pub async fn insert_and_read_back_a_registrant(store: &dyn Store) {
     quiet.last_mail_at = None;
     quiet.postcode = "80331".to_owned();
     quiet.radius_km = 50;
-    quiet.language = "en".to_owned();
+    quiet.language = Lang::En;
     quiet.email.key_id = 7;
     store.insert_registrant(&quiet, &[]).await.unwrap();
     assert_eq!(get(store, quiet.id).await, as_inserted(&quiet));

@@ -13,6 +13,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use restdose_domain::Lang;
 use std::fmt;
 use uuid::Uuid;
 
@@ -78,7 +79,7 @@ pub struct Candidate {
     pub postcode: String,
     pub distance_km: f32,
     pub created_at: DateTime<Utc>,
-    pub language: String,
+    pub language: Lang,
     pub email: StoredEmail,
 }
 

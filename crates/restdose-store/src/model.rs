@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+use restdose_domain::Lang;
 use std::fmt;
 use uuid::Uuid;
 
@@ -77,7 +78,7 @@ pub struct NewRegistrant {
     pub email: StoredEmail,
     pub postcode: String,
     pub radius_km: u16,
-    pub language: String,
+    pub language: Lang,
     pub created_at: DateTime<Utc>,
     /// When the first mail (the confirmation) went out: starts the resend throttle.
     pub last_mail_at: Option<DateTime<Utc>>,
@@ -90,7 +91,7 @@ pub struct Registrant {
     pub postcode: String,
     pub radius_km: u16,
     pub status: RegistrantStatus,
-    pub language: String,
+    pub language: Lang,
     /// The person's place in line.
     pub created_at: DateTime<Utc>,
     pub confirmed_at: Option<DateTime<Utc>>,

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use restdose_domain::Lang;
 use std::fmt;
 use uuid::Uuid;
 
@@ -70,9 +71,9 @@ pub struct NewAccount {
     pub created_at: DateTime<Utc>,
     /// Admins created on the command line count as verified.
     pub email_verified_at: Option<DateTime<Utc>>,
-    /// Language code (`de`, `en`) of the mails sent to the account without a request to read
+    /// The language of the mails sent to the account without a request to read
     /// it from (an admin's decision, a new verification link at login).
-    pub language: String,
+    pub language: Lang,
 }
 
 impl fmt::Debug for NewAccount {
@@ -93,8 +94,8 @@ pub struct Account {
     pub email_verified_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub password_changed_at: DateTime<Utc>,
-    /// Language code of mails sent to the account (see `NewAccount::language`).
-    pub language: String,
+    /// The language of mails sent to the account (see `NewAccount::language`).
+    pub language: Lang,
 }
 
 impl fmt::Debug for Account {
@@ -131,8 +132,8 @@ pub struct Practice {
     pub email_verified: bool,
     pub created_at: DateTime<Utc>,
     pub decided_at: Option<DateTime<Utc>>,
-    /// The account's language code (see `NewAccount::language`).
-    pub language: String,
+    /// The account's language (see `NewAccount::language`).
+    pub language: Lang,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

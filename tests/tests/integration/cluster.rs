@@ -49,7 +49,7 @@ async fn practice_token(deployment: &Deployment) -> String {
                     .unwrap(),
                 created_at: now,
                 email_verified_at: None,
-                language: "de".to_owned(),
+                language: restdose_domain::Lang::De,
             },
             &NewPractice {
                 account_id,

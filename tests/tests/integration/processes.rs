@@ -80,7 +80,7 @@ async fn seed_offer_with_open_invitations(
                     .unwrap(),
                 created_at: now,
                 email_verified_at: None,
-                language: "de".to_owned(),
+                language: restdose_domain::Lang::De,
             },
             &NewPractice {
                 account_id,
@@ -155,7 +155,7 @@ async fn seed_offer_with_open_invitations(
                         },
                         postcode: POSTCODE.to_owned(),
                         radius_km: 10,
-                        language: "de".to_owned(),
+                        language: restdose_domain::Lang::De,
                         created_at: now - TimeSpan::seconds((people - i) as i64),
                         last_mail_at: Some(now),
                     },

@@ -6,8 +6,8 @@ use restdose_store::{
 use sqlx::FromRow;
 use uuid::Uuid;
 
-use crate::corrupt;
 use crate::encode::Ts;
+use crate::{corrupt, lang};
 
 #[derive(FromRow)]
 pub(crate) struct ProgressRow {
@@ -30,20 +30,22 @@ pub(crate) struct CandidateRow {
     pub(crate) email_index: Vec<u8>,
 }
 
-impl From<CandidateRow> for Candidate {
-    fn from(row: CandidateRow) -> Candidate {
-        Candidate {
+impl TryFrom<CandidateRow> for Candidate {
+    type Error = StoreError;
+
+    fn try_from(row: CandidateRow) -> StoreResult<Candidate> {
+        Ok(Candidate {
             registrant_id: row.registrant_id,
             postcode: row.postcode,
             distance_km: row.distance_km,
             created_at: row.created_at.0,
-            language: row.language,
+            language: lang(&row.language)?,
             email: StoredEmail {
                 key_id: row.email_key_id,
                 ciphertext: row.email_ciphertext,
                 index: row.email_index,
             },
-        }
+        })
     }
 }
 

@@ -2,6 +2,7 @@
 //! throttling and API tokens (`PortalStore`, first half).
 
 use chrono::{DateTime, Duration, Utc};
+use restdose_domain::Lang;
 use uuid::Uuid;
 
 use super::{assert_conflict, join_all, minutes, ms, random_bytes, t0, warm_up};
@@ -35,7 +36,7 @@ pub(super) fn new_account(role: Role, at: DateTime<Utc>) -> NewAccount {
         created_at: at,
         email_verified_at: None,
         // Not the column's default, so a store that drops it fails the comparisons below.
-        language: "en".to_owned(),
+        language: Lang::En,
     }
 }
 
@@ -104,7 +105,7 @@ fn account_as_inserted(new: &NewAccount) -> Account {
         email_verified_at: new.email_verified_at,
         created_at: new.created_at,
         password_changed_at: new.created_at,
-        language: new.language.clone(),
+        language: new.language,
     }
 }
 
@@ -122,7 +123,7 @@ fn practice_as_inserted(rows: &SignUp) -> Practice {
         email_verified: false,
         created_at: rows.practice.created_at,
         decided_at: None,
-        language: rows.account.language.clone(),
+        language: rows.account.language,
     }
 }
 
