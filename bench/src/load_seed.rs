@@ -88,7 +88,7 @@ pub async fn claim_seed(args: ClaimSeedArgs) -> anyhow::Result<()> {
                 account_id,
                 name: "Benchmark practice".to_owned(),
                 street: "Invalidenstraße 1".to_owned(),
-                postcode: POSTCODE.to_owned(),
+                postcode: restdose_domain::Postcode::from_trusted(POSTCODE.to_owned()),
                 city: "Berlin".to_owned(),
                 phone: "030 1234567".to_owned(),
                 created_at: now,
@@ -125,7 +125,7 @@ pub async fn claim_seed(args: ClaimSeedArgs) -> anyhow::Result<()> {
             claim_minutes: 60,
             radius_km: 10,
             note: String::new(),
-            postcode: POSTCODE.to_owned(),
+            postcode: restdose_domain::Postcode::from_trusted(POSTCODE.to_owned()),
             created_at: now,
         })
         .await?;
@@ -160,7 +160,7 @@ pub async fn claim_seed(args: ClaimSeedArgs) -> anyhow::Result<()> {
                             ciphertext,
                             index: services.keys.blind_index(&address.normalised()),
                         },
-                        postcode: POSTCODE.to_owned(),
+                        postcode: restdose_domain::Postcode::from_trusted(POSTCODE.to_owned()),
                         radius_km: 10,
                         language: restdose_domain::Lang::De,
                         created_at: now - TimeSpan::seconds((people - i) as i64),

@@ -261,7 +261,7 @@ impl Services {
             account_id: id,
             name,
             street,
-            postcode: postcode.as_str().to_owned(),
+            postcode,
             city,
             phone,
             created_at: now,

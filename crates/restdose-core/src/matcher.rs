@@ -195,7 +195,7 @@ impl Services {
             self.store.reschedule_offer(offer.id, Some(now)).await?;
             return Ok(Some(WaveOutcome::DoseReturned { offer_id: offer.id }));
         }
-        let area = area_of(&offer.postcode);
+        let area = area_of(offer.postcode.as_str());
         let acceptance = self
             .store
             .acceptance(
@@ -243,7 +243,7 @@ impl Services {
         };
         let postcodes: Vec<(String, f32)> = self
             .neighbours
-            .within(&offer.postcode, f64::from(offer.radius_km))
+            .within(offer.postcode.as_str(), f64::from(offer.radius_km))
             .map(|(code, d)| (code.to_owned(), d))
             .collect();
         let candidates = self

@@ -51,7 +51,7 @@ impl Services {
                 ciphertext,
                 index,
             },
-            postcode: request.postcode.as_str().to_owned(),
+            postcode: request.postcode.clone(),
             radius_km: request.radius.km(),
             language: request.lang,
             created_at: now,
@@ -107,7 +107,7 @@ impl Services {
         let (tokens, mail) = if existing.status == RegistrantStatus::Pending {
             // Not confirmed yet: the latest form wins, and a fresh confirmation link goes out.
             self.store
-                .update_preferences(existing.id, request.postcode.as_str(), request.radius.km())
+                .update_preferences(existing.id, &request.postcode, request.radius.km())
                 .await?;
             let confirm = SecretToken::generate()?;
             let tokens = vec![
@@ -181,7 +181,7 @@ impl Services {
                 .confirmed_at
                 .is_some_and(|at| (now - at).num_milliseconds().abs() < 1000)
         {
-            self.count_signup(&person.postcode, now).await?;
+            self.count_signup(person.postcode.as_str(), now).await?;
         }
         tracing::info!(registrant = %id, "registrant confirmed");
         Ok(manage)
@@ -192,7 +192,7 @@ impl Services {
         let registrant = self.registrant_for(token).await?;
         Ok(RegistrantView {
             email: self.decrypt_email(registrant.id, &registrant.email)?,
-            postcode: Postcode::from_trusted(registrant.postcode),
+            postcode: registrant.postcode,
             radius: RadiusKm::new(i64::from(registrant.radius_km)).unwrap_or_default(),
             status: registrant.status,
             language: registrant.language,
@@ -213,7 +213,7 @@ impl Services {
         let (postcode, radius) = validate_preferences(postcode, radius, &self.gazetteer)
             .map_err(ServiceError::Validation)?;
         self.store
-            .update_preferences(id, postcode.as_str(), radius.km())
+            .update_preferences(id, &postcode, radius.km())
             .await
             .map_err(not_found_is_invalid_link)?;
         tracing::info!(registrant = %id, "preferences changed");

@@ -194,7 +194,7 @@ impl Services {
         }
         let postcodes: Vec<String> = self
             .neighbours
-            .within(&person.postcode, f64::from(person.radius_km))
+            .within(person.postcode.as_str(), f64::from(person.radius_km))
             .map(|(code, _)| code.to_owned())
             .collect();
         let areas: BTreeSet<String> = postcodes

@@ -67,6 +67,12 @@ impl Postcode {
     }
 }
 
+impl PartialEq<&str> for Postcode {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 /// Germany: exactly five digits. Elsewhere formats vary too much to check
 /// precisely, so only a loose shape is enforced and the gazetteer decides.
 fn well_formed(country: &str, code: &str) -> bool {

@@ -11,6 +11,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use macro_rules_attribute::apply;
+use restdose_domain::Postcode;
 use restdose_store::{
     Account, AccountTokenPurpose, ApiTokenInfo, Booking, BookingStatus, CheckInOutcome, NewAccount,
     NewAccountToken, NewApiToken, NewBooking, NewOffer, NewPractice, NewSession, Offer,
@@ -98,7 +99,7 @@ impl TryFrom<PracticeRow> for Practice {
             id: row.id,
             name: row.name,
             street: row.street,
-            postcode: row.postcode,
+            postcode: Postcode::from_trusted(row.postcode),
             city: row.city,
             phone: row.phone,
             status: PracticeStatus::parse(&row.status)
@@ -172,7 +173,7 @@ impl TryFrom<OfferRow> for Offer {
             radius_km: u16::try_from(row.radius_km)
                 .map_err(|_| corrupt(format!("offer {}: negative radius", row.id)))?,
             note: row.note,
-            postcode: row.postcode,
+            postcode: Postcode::from_trusted(row.postcode),
             status: OfferStatus::parse(&row.status)
                 .ok_or_else(|| corrupt(format!("offer {}: unknown status", row.id)))?,
             created_at: row.created_at.0,
@@ -289,7 +290,7 @@ impl PortalStore for SqlStore<Db> {
         run!(query.execute(&mut *tx),
             "INSERT INTO practices (account_id, name, street, postcode, city, phone, status, \
              created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)";
-            practice.account_id, &practice.name, &practice.street, &practice.postcode,
+            practice.account_id, &practice.name, &practice.street, practice.postcode.as_str(),
             &practice.city, &practice.phone, Ts(practice.created_at))?;
         Self::insert_account_token_on(&mut tx, verification).await?;
         tx.commit().await.map_err(db_error)
@@ -585,7 +586,7 @@ impl PortalStore for SqlStore<Db> {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11)";
             offer.id, offer.practice_id, &offer.vaccine, offer.doses, Ts(offer.starts_at),
             Ts(offer.ends_at), offer.claim_minutes, radius_to_db(offer.radius_km)?,
-            &offer.note, &offer.postcode, Ts(offer.created_at))?;
+            &offer.note, offer.postcode.as_str(), Ts(offer.created_at))?;
         Ok(())
     }
 

@@ -153,7 +153,7 @@ pub(crate) async fn insert_registrant_and_mails(
     .bind(new.email.key_id)
     .bind(&new.email.ciphertext)
     .bind(&new.email.index)
-    .bind(&new.postcode)
+    .bind(new.postcode.as_str())
     .bind(radius)
     .bind(new.language.code())
     .bind(new.created_at)

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use macro_rules_attribute::apply;
+use restdose_domain::Postcode;
 use restdose_store::{
     NewRegistrant, NewToken, OperationalCounts, OutboxRow, PostcodeRow, Registrant,
     RegistrantStatus, Store, StoreError, StoreResult, StoredEmail, TokenPurpose, TokenRecord,
@@ -45,7 +46,7 @@ impl TryFrom<RegistrantRow> for Registrant {
                 ciphertext: row.email_ciphertext,
                 index: row.email_index,
             },
-            postcode: row.postcode,
+            postcode: Postcode::from_trusted(row.postcode),
             radius_km: u16::try_from(row.radius_km)
                 .map_err(|_| corrupt(format!("registrant {}: negative radius", row.id)))?,
             status: parse_status(&row.status)?,
@@ -384,13 +385,13 @@ impl Store for SqlStore<Db> {
     async fn update_preferences(
         &self,
         id: Uuid,
-        postcode: &str,
+        postcode: &Postcode,
         radius_km: u16,
     ) -> StoreResult<()> {
         let done =
             sqlx::query("UPDATE registrants SET postcode = $2, radius_km = $3 WHERE id = $1")
                 .bind(id)
-                .bind(postcode)
+                .bind(postcode.as_str())
                 .bind(radius_to_db(radius_km)?)
                 .execute(&self.pool)
                 .await

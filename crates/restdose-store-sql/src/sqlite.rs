@@ -165,7 +165,7 @@ pub(crate) async fn insert_registrant_and_mails(
     .bind(new.email.key_id)
     .bind(&new.email.ciphertext)
     .bind(&new.email.index)
-    .bind(&new.postcode)
+    .bind(new.postcode.as_str())
     .bind(i64::from(new.radius_km))
     .bind(new.language.code())
     .bind(Ts(new.created_at))

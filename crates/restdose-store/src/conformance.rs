@@ -41,7 +41,7 @@ use crate::{
     StoredEmail, TokenPurpose, TokenRecord,
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use restdose_domain::Lang;
+use restdose_domain::{Lang, Postcode};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
@@ -82,7 +82,7 @@ fn person(created_at: DateTime<Utc>) -> NewRegistrant {
             ciphertext: random_bytes(12 + 24 + 16),
             index: random_bytes(32),
         },
-        postcode: "10115".to_owned(),
+        postcode: Postcode::from_trusted("10115".to_owned()),
         radius_km: 10,
         language: Lang::De,
         created_at,
@@ -233,7 +233,7 @@ pub async fn insert_and_read_back_a_registrant(store: &dyn Store) {
     // A person without a first mail has no throttle yet.
     let mut quiet = person(t0() + ms(1));
     quiet.last_mail_at = None;
-    quiet.postcode = "80331".to_owned();
+    quiet.postcode = Postcode::from_trusted("80331".to_owned());
     quiet.radius_km = 50;
     quiet.language = Lang::En;
     quiet.email.key_id = 7;
@@ -738,14 +738,17 @@ pub async fn paused_person_stays_paused_when_confirmed_again(store: &dyn Store) 
 
 pub async fn update_preferences_changes_postcode_and_radius(store: &dyn Store) {
     let (new, _, _) = insert_person(store, t0()).await;
-    store.update_preferences(new.id, "20095", 42).await.unwrap();
+    store
+        .update_preferences(new.id, &Postcode::from_trusted("20095".to_owned()), 42)
+        .await
+        .unwrap();
     let after = get(store, new.id).await;
     assert_eq!(after.postcode, "20095");
     assert_eq!(after.radius_km, 42);
     assert_eq!(
         after,
         Registrant {
-            postcode: "20095".to_owned(),
+            postcode: Postcode::from_trusted("20095".to_owned()),
             radius_km: 42,
             ..as_inserted(&new)
         },
@@ -754,7 +757,14 @@ pub async fn update_preferences_changes_postcode_and_radius(store: &dyn Store) {
 }
 
 pub async fn update_preferences_of_missing_person_is_not_found(store: &dyn Store) {
-    match store.update_preferences(Uuid::new_v4(), "10115", 5).await {
+    match store
+        .update_preferences(
+            Uuid::new_v4(),
+            &Postcode::from_trusted("10115".to_owned()),
+            5,
+        )
+        .await
+    {
         Err(StoreError::NotFound) => {}
         other => panic!("expected NotFound, got {other:?}"),
     }

@@ -24,6 +24,7 @@ pub use statistics::*;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use restdose_domain::Postcode;
 use uuid::Uuid;
 
 #[async_trait]
@@ -84,8 +85,12 @@ pub trait Store:
     async fn insert_tokens(&self, tokens: &[NewToken]) -> StoreResult<()>;
 
     /// Changes where a person lives and how far they travel. `NotFound` if gone.
-    async fn update_preferences(&self, id: Uuid, postcode: &str, radius_km: u16)
-    -> StoreResult<()>;
+    async fn update_preferences(
+        &self,
+        id: Uuid,
+        postcode: &Postcode,
+        radius_km: u16,
+    ) -> StoreResult<()>;
 
     /// Pauses an active person or resumes a paused one; pending people are left alone.
     /// Resuming (`paused = false`) also clears `inactivity_warned_at` and `undeliverable_at`

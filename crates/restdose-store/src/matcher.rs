@@ -14,6 +14,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use restdose_domain::Lang;
+use restdose_domain::Postcode;
 use std::fmt;
 use uuid::Uuid;
 
@@ -76,7 +77,7 @@ pub struct CandidateQuery {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
     pub registrant_id: Uuid,
-    pub postcode: String,
+    pub postcode: Postcode,
     pub distance_km: f32,
     pub created_at: DateTime<Utc>,
     pub language: Lang,

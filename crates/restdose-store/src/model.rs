@@ -1,5 +1,6 @@
 use chrono::{DateTime, Utc};
 use restdose_domain::Lang;
+use restdose_domain::Postcode;
 use std::fmt;
 use uuid::Uuid;
 
@@ -76,7 +77,7 @@ impl fmt::Debug for StoredEmail {
 pub struct NewRegistrant {
     pub id: Uuid,
     pub email: StoredEmail,
-    pub postcode: String,
+    pub postcode: Postcode,
     pub radius_km: u16,
     pub language: Lang,
     pub created_at: DateTime<Utc>,
@@ -88,7 +89,7 @@ pub struct NewRegistrant {
 pub struct Registrant {
     pub id: Uuid,
     pub email: StoredEmail,
-    pub postcode: String,
+    pub postcode: Postcode,
     pub radius_km: u16,
     pub status: RegistrantStatus,
     pub language: Lang,

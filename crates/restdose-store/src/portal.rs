@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use restdose_domain::Lang;
+use restdose_domain::Postcode;
 use std::fmt;
 use uuid::Uuid;
 
@@ -112,7 +113,7 @@ pub struct NewPractice {
     pub account_id: Uuid,
     pub name: String,
     pub street: String,
-    pub postcode: String,
+    pub postcode: Postcode,
     pub city: String,
     pub phone: String,
     pub created_at: DateTime<Utc>,
@@ -124,7 +125,7 @@ pub struct Practice {
     pub id: Uuid,
     pub name: String,
     pub street: String,
-    pub postcode: String,
+    pub postcode: Postcode,
     pub city: String,
     pub phone: String,
     pub status: PracticeStatus,
@@ -276,7 +277,7 @@ pub struct NewOffer {
     pub claim_minutes: i32,
     pub radius_km: u16,
     pub note: String,
-    pub postcode: String,
+    pub postcode: Postcode,
     pub created_at: DateTime<Utc>,
 }
 
@@ -291,7 +292,7 @@ pub struct Offer {
     pub claim_minutes: i32,
     pub radius_km: u16,
     pub note: String,
-    pub postcode: String,
+    pub postcode: Postcode,
     pub status: OfferStatus,
     pub created_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,

@@ -135,7 +135,7 @@ fn row(state: &AppState, p: Practice) -> Row {
         can_suspend,
         name: p.name,
         street: p.street,
-        postcode: p.postcode,
+        postcode: p.postcode.as_str().to_owned(),
         city: p.city,
         phone: p.phone,
         email: p.email,

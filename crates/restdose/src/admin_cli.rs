@@ -255,7 +255,7 @@ fn table(practices: &[Practice]) -> String {
                 p.status.as_str().to_owned(),
                 if p.email_verified { "yes" } else { "no" }.to_owned(),
                 p.name.clone(),
-                p.postcode.clone(),
+                p.postcode.as_str().to_owned(),
                 p.city.clone(),
                 p.email.clone(),
             ]

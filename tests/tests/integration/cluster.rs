@@ -55,7 +55,7 @@ async fn practice_token(deployment: &Deployment) -> String {
                 account_id,
                 name: "Hausarztpraxis Dr. Beispiel".to_owned(),
                 street: "Invalidenstraße 1".to_owned(),
-                postcode: POSTCODE.to_owned(),
+                postcode: restdose_domain::Postcode::from_trusted(POSTCODE.to_owned()),
                 city: "Berlin".to_owned(),
                 phone: "030 1234567".to_owned(),
                 created_at: now,

@@ -86,7 +86,7 @@ async fn seed_offer_with_open_invitations(
                 account_id,
                 name: "Hausarztpraxis Dr. Beispiel".to_owned(),
                 street: "Invalidenstraße 1".to_owned(),
-                postcode: POSTCODE.to_owned(),
+                postcode: restdose_domain::Postcode::from_trusted(POSTCODE.to_owned()),
                 city: "Berlin".to_owned(),
                 phone: "030 1234567".to_owned(),
                 created_at: now,
@@ -124,7 +124,7 @@ async fn seed_offer_with_open_invitations(
             claim_minutes: 15,
             radius_km: 10,
             note: "Bitte Impfpass mitbringen.".to_owned(),
-            postcode: POSTCODE.to_owned(),
+            postcode: restdose_domain::Postcode::from_trusted(POSTCODE.to_owned()),
             created_at: now,
         })
         .await
@@ -158,7 +158,7 @@ async fn seed_offer_with_open_invitations(
                             ciphertext,
                             index: services.keys.blind_index(&address.normalised()),
                         },
-                        postcode: POSTCODE.to_owned(),
+                        postcode: restdose_domain::Postcode::from_trusted(POSTCODE.to_owned()),
                         radius_km: 10,
                         language: restdose_domain::Lang::De,
                         created_at: now - TimeSpan::seconds((people - i) as i64),

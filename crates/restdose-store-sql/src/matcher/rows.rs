@@ -1,5 +1,6 @@
 //! The matcher's rows as the databases return them, and their conversions.
 
+use restdose_domain::Postcode;
 use restdose_store::{
     Candidate, Invitation, InvitationStatus, OutboxRow, StoreError, StoreResult, StoredEmail,
 };
@@ -36,7 +37,7 @@ impl TryFrom<CandidateRow> for Candidate {
     fn try_from(row: CandidateRow) -> StoreResult<Candidate> {
         Ok(Candidate {
             registrant_id: row.registrant_id,
-            postcode: row.postcode,
+            postcode: Postcode::from_trusted(row.postcode),
             distance_km: row.distance_km,
             created_at: row.created_at.0,
             language: lang(&row.language)?,

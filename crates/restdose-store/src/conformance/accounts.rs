@@ -2,7 +2,7 @@
 //! throttling and API tokens (`PortalStore`, first half).
 
 use chrono::{DateTime, Duration, Utc};
-use restdose_domain::Lang;
+use restdose_domain::{Lang, Postcode};
 use uuid::Uuid;
 
 use super::{assert_conflict, join_all, minutes, ms, random_bytes, t0, warm_up};
@@ -68,7 +68,7 @@ pub(super) fn sign_up(at: DateTime<Utc>) -> SignUp {
         account_id: account.id,
         name: "Praxis Dr. Beispiel".to_owned(),
         street: "Invalidenstraße 1".to_owned(),
-        postcode: "10115".to_owned(),
+        postcode: Postcode::from_trusted("10115".to_owned()),
         city: "Berlin".to_owned(),
         phone: "+49 30 1234567".to_owned(),
         created_at: at,

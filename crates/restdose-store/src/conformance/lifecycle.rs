@@ -10,6 +10,7 @@
 //! (the harness gives every case a fresh database).
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use restdose_domain::Postcode;
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -97,7 +98,7 @@ pub(super) async fn offer_at(
 ) -> NewOffer {
     let mut offer = new_offer(practice_id, at);
     offer.doses = doses;
-    offer.postcode = postcode.to_owned();
+    offer.postcode = Postcode::from_trusted(postcode.to_owned());
     store
         .insert_offer(&offer)
         .await

@@ -10,6 +10,7 @@
 //! the queue to be its own (the harness gives every case a fresh database).
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use restdose_domain::Postcode;
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -206,7 +207,7 @@ async fn waiting_at(
     created_at: DateTime<Utc>,
 ) -> Uuid {
     let mut new = person(created_at);
-    new.postcode = postcode.to_owned();
+    new.postcode = Postcode::from_trusted(postcode.to_owned());
     new.radius_km = radius_km;
     let confirm = token(
         new.id,
@@ -508,7 +509,7 @@ pub async fn candidates_come_in_line_order_within_reach_up_to_the_limit(
         found[0],
         Candidate {
             registrant_id: p2,
-            postcode: far.clone(),
+            postcode: Postcode::from_trusted(far.clone()),
             distance_km: 5.0,
             created_at: t0(),
             language: oldest.language,
@@ -516,7 +517,7 @@ pub async fn candidates_come_in_line_order_within_reach_up_to_the_limit(
         }
     );
     assert_eq!(found[1].distance_km, 0.0);
-    assert_eq!(found[1].postcode, near);
+    assert_eq!(found[1].postcode.as_str(), near);
 
     // The limit takes the oldest across all postcodes.
     q.limit = 2;
@@ -567,7 +568,7 @@ pub async fn candidates_skip_the_recently_invited_the_busy_and_those_not_waiting
     let invited_here = waiting_at(store, &place, 10, next()).await;
     let paused = waiting_at(store, &place, 10, next()).await;
     let mut pending_person = person(next());
-    pending_person.postcode = place.clone();
+    pending_person.postcode = Postcode::from_trusted(place.clone());
     store.insert_registrant(&pending_person, &[]).await.unwrap();
 
     let t1 = t0() + minutes(10) + ms(5);
@@ -1305,15 +1306,15 @@ pub async fn acceptance_counts_real_answers_only(store: &dyn MatcherCaseStore) {
     let area = unique_postcode();
     let rows = practice(store).await;
     let mut in_area = new_offer(rows.account.id, t0());
-    in_area.postcode = format!("{area}01");
+    in_area.postcode = Postcode::from_trusted(format!("{area}01"));
     in_area.doses = 5;
     store.insert_offer(&in_area).await.unwrap();
     let mut fills = new_offer(rows.account.id, t0());
-    fills.postcode = format!("{area}99");
+    fills.postcode = Postcode::from_trusted(format!("{area}99"));
     fills.doses = 1;
     store.insert_offer(&fills).await.unwrap();
     let mut outside = new_offer(rows.account.id, t0());
-    outside.postcode = unique_postcode();
+    outside.postcode = Postcode::from_trusted(unique_postcode());
     store.insert_offer(&outside).await.unwrap();
 
     let mut people = Vec::new();

@@ -2,6 +2,7 @@
 //! deleting a registrant or an account does to them.
 
 use chrono::{DateTime, Duration, Utc};
+use restdose_domain::Postcode;
 use uuid::Uuid;
 
 use super::accounts::{
@@ -38,7 +39,7 @@ pub(super) fn new_offer(practice_id: Uuid, at: DateTime<Utc>) -> NewOffer {
         claim_minutes: 30,
         radius_km: 10,
         note: "Bitte Impfpass mitbringen.".to_owned(),
-        postcode: "10115".to_owned(),
+        postcode: Postcode::from_trusted("10115".to_owned()),
         created_at: at,
     }
 }

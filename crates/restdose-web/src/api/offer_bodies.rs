@@ -242,7 +242,7 @@ pub(crate) fn offer_json(view: OfferView) -> OfferJson {
         claim_minutes,
         radius_km,
         note,
-        postcode,
+        postcode: postcode.as_str().to_owned(),
         bookings: view
             .bookings
             .into_iter()
