@@ -163,9 +163,13 @@ impl Services {
         postcode: &str,
         at: DateTime<Utc>,
     ) -> Result<(), ServiceError> {
-        let area: String = postcode.chars().take(2).collect();
         self.store
-            .bump_stat(at.date_naive(), &area, Metric::Signups, 1)
+            .bump_stat(
+                at.date_naive(),
+                restdose_domain::postcode::area(postcode),
+                Metric::Signups,
+                1,
+            )
             .await?;
         Ok(())
     }

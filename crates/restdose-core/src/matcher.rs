@@ -18,7 +18,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use restdose_crypto::{SecretToken, random_u64};
-use restdose_domain::matching::{WaveInput, WavePlan, WavePolicy, area_of};
+use restdose_domain::matching::{WaveInput, WavePlan, WavePolicy};
 use restdose_domain::{BookingCode, Email};
 use restdose_mail::calendar::{Appointment, ics_attachment};
 use restdose_mail::{BookingTemplate, OutgoingMail, render_booking};
@@ -195,11 +195,11 @@ impl Services {
             self.store.reschedule_offer(offer.id, Some(now)).await?;
             return Ok(Some(WaveOutcome::DoseReturned { offer_id: offer.id }));
         }
-        let area = area_of(offer.postcode.as_str());
+        let area = offer.postcode.area();
         let acceptance = self
             .store
             .acceptance(
-                &area,
+                area,
                 now - policy.area_history,
                 offer.id,
                 policy.wave.quick_answer,

@@ -199,7 +199,7 @@ impl Services {
             .collect();
         let areas: BTreeSet<String> = postcodes
             .iter()
-            .map(|code| code.chars().take(2).collect())
+            .map(|code| restdose_domain::postcode::area(code).to_owned())
             .collect();
         let position = self.store.waiting_position(person.id, &postcodes).await?;
         let today = self.clock.now().date_naive();

@@ -164,11 +164,6 @@ impl WavePolicy {
     }
 }
 
-/// The area an offer learns its acceptance from: the first two digits of its postcode.
-pub fn area_of(postcode: &str) -> String {
-    postcode.chars().take(2).collect()
-}
-
 /// What the matcher knows about an offer when it is due: its times, the doses left, the answers
 /// learned from (`answered`, `accepted`: the area's recent ones and the offer's own), and the
 /// invitations still awaiting an answer that were sent within the last answer time.
@@ -382,7 +377,6 @@ mod tests {
             WavePolicy::default().answer_time(Duration::minutes(1)),
             Duration::minutes(1)
         );
-        assert_eq!(area_of("10115"), "10");
     }
 
     proptest! {

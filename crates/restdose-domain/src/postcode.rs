@@ -60,10 +60,16 @@ impl Postcode {
     /// The first two characters; for Germany the postal area ("10" = Berlin),
     /// coarse enough for anonymous statistics.
     pub fn area(&self) -> &str {
-        match self.0.char_indices().nth(2) {
-            Some((end, _)) => &self.0[..end],
-            None => &self.0,
-        }
+        area(&self.0)
+    }
+}
+
+/// The postal area of a stored postcode (see [`Postcode::area`]): what an offer learns its
+/// acceptance from and what the anonymous statistics count by.
+pub fn area(code: &str) -> &str {
+    match code.char_indices().nth(2) {
+        Some((end, _)) => &code[..end],
+        None => code,
     }
 }
 

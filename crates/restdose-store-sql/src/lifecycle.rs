@@ -191,7 +191,7 @@ impl SqlStore<Db> {
         .map_err(db_error)?;
         let doses = i64::from(offer.doses);
         let day = offer.starts_at.0.date_naive();
-        let area = restdose_domain::matching::area_of(&offer.postcode);
+        let area = restdose_domain::postcode::area(&offer.postcode).to_owned();
         let counters = [
             (Metric::Offers, 1),
             (Metric::DosesOffered, doses),
