@@ -41,6 +41,9 @@ pub struct PurgeReport {
     pub expired_sessions: u64,
     pub inactive_warned: u64,
     pub inactive_deleted: u64,
+    /// Sent mails the transport kept (the `.eml` files of the file outbox), deleted
+    /// `after_appointment` after they were written.
+    pub mail_files: u64,
 }
 
 /// What a key rotation step did.
@@ -82,6 +85,11 @@ impl Services {
             .store
             .purge_inactive_paused(now - retention.paused_grace)
             .await?;
+        report.mail_files = self
+            .mailer
+            .delete_kept_before(now - retention.after_appointment)
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
         crate::telemetry::purged(&[
             ("offers", report.offers),
             ("people_of_offers", report.people_of_offers),
@@ -89,6 +97,7 @@ impl Services {
             ("expired_links", report.expired_links),
             ("expired_sessions", report.expired_sessions),
             ("inactive_paused", report.inactive_deleted),
+            ("mail_files", report.mail_files),
         ]);
         if report != PurgeReport::default() {
             tracing::info!(
@@ -99,6 +108,7 @@ impl Services {
                 expired_sessions = report.expired_sessions,
                 inactive_warned = report.inactive_warned,
                 inactive_deleted = report.inactive_deleted,
+                mail_files = report.mail_files,
                 "purge"
             );
         }
@@ -117,6 +127,14 @@ impl Services {
                 now - self.retention.paused_grace,
             )
             .await?)
+    }
+
+    /// How many kept mail files (the `.eml` outbox) `purge_once` would delete now.
+    pub async fn mail_files_to_purge(&self) -> Result<u64, ServiceError> {
+        self.mailer
+            .count_kept_before(self.clock.now() - self.retention.after_appointment)
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))
     }
 
     async fn warn_inactive_paused(&self, now: DateTime<Utc>) -> Result<u64, ServiceError> {

@@ -1,10 +1,11 @@
 //! Getting a mail out of the process.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use restdose_domain::Email;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -41,6 +42,17 @@ pub struct OutgoingMail {
 #[async_trait]
 pub trait Mailer: Send + Sync + 'static {
     async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError>;
+
+    /// How many sent mails this transport keeps (the `.eml` files of `FileMailer`) that were
+    /// written before `before`. Transports that keep nothing: 0.
+    async fn count_kept_before(&self, _before: DateTime<Utc>) -> Result<u64, MailError> {
+        Ok(0)
+    }
+
+    /// Deletes the kept mails written before `before` (the purge); returns how many.
+    async fn delete_kept_before(&self, _before: DateTime<Utc>) -> Result<u64, MailError> {
+        Ok(0)
+    }
 }
 
 fn build_message(from: &Mailbox, mail: &OutgoingMail) -> Result<Message, MailError> {
@@ -167,40 +179,121 @@ fn describe_smtp_error(e: &lettre::transport::smtp::Error) -> String {
 }
 
 /// Writes each mail as an `.eml` file: the zero-configuration default, so a developer can open
-/// the confirmation link without any mail server.
+/// the confirmation link without any mail server. The files hold addresses and live links:
+/// the folder is created (or tightened) to 0700 and each file is created 0600, whatever the
+/// umask; the purge deletes them (`delete_kept_before`).
 pub struct FileMailer {
-    transport: AsyncFileTransport<Tokio1Executor>,
     dir: PathBuf,
     from: Mailbox,
 }
 
 impl FileMailer {
     pub fn new(dir: &Path, from: &str) -> Result<FileMailer, MailError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
+        let from = parse_from(from)?;
+        create_private_dir(dir).map_err(|e| {
             MailError::Config(format!("cannot create outbox {}: {e}", dir.display()))
         })?;
         Ok(FileMailer {
-            transport: AsyncFileTransport::new(dir),
             dir: dir.to_owned(),
-            from: parse_from(from)?,
+            from,
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// The `.eml` files last modified before `before`.
+    async fn files_before(&self, before: DateTime<Utc>) -> Result<Vec<PathBuf>, MailError> {
+        let unreadable =
+            |e: std::io::Error| MailError::Temporary(format!("cannot read the outbox: {e}"));
+        let mut found = Vec::new();
+        let mut entries = tokio::fs::read_dir(&self.dir).await.map_err(unreadable)?;
+        while let Some(entry) = entries.next_entry().await.map_err(unreadable)? {
+            let path = entry.path();
+            if path.extension().is_none_or(|ext| ext != "eml") {
+                continue;
+            }
+            let metadata = match entry.metadata().await {
+                Ok(metadata) => metadata,
+                // Deleted meanwhile (another process's purge).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(unreadable(e)),
+            };
+            if !metadata.is_file() {
+                continue;
+            }
+            let written: DateTime<Utc> = metadata.modified().map_err(unreadable)?.into();
+            if written < before {
+                found.push(path);
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Creates `dir` (and missing parents) readable by this user only. An existing folder is
+/// tightened to 0700: it is the outbox's own.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(0o700);
+        builder.create(dir)?;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    builder.create(dir)
 }
 
 #[async_trait]
 impl Mailer for FileMailer {
     #[tracing::instrument(skip_all, fields(message_id = %mail.message_id))]
     async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
+        use tokio::io::AsyncWriteExt;
         let message = build_message(&self.from, mail)?;
-        self.transport
-            .send(message)
-            .await
-            .map(|_| ())
-            .map_err(|e| MailError::Temporary(format!("cannot write the mail file: {e}")))
+        let path = self.dir.join(format!("{}.eml", uuid::Uuid::new_v4()));
+        let failed = |e: std::io::Error| {
+            MailError::Temporary(format!(
+                "cannot write the mail file {}: {e}",
+                path.display()
+            ))
+        };
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut file = options.open(&path).await.map_err(failed)?;
+        file.write_all(&message.formatted()).await.map_err(failed)?;
+        file.flush().await.map_err(failed)?;
+        Ok(())
+    }
+
+    async fn count_kept_before(&self, before: DateTime<Utc>) -> Result<u64, MailError> {
+        Ok(self.files_before(before).await?.len() as u64)
+    }
+
+    async fn delete_kept_before(&self, before: DateTime<Utc>) -> Result<u64, MailError> {
+        let mut deleted = 0;
+        for path in self.files_before(before).await? {
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => deleted += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(MailError::Temporary(format!(
+                        "cannot delete the mail file {}: {e}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+        Ok(deleted)
     }
 }
 
@@ -237,6 +330,92 @@ mod tests {
         assert!(raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
         assert!(raw.contains("multipart/alternative"));
         assert!(raw.contains("Message-ID: <m1@restdose.example>"));
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    fn mail(n: u32) -> OutgoingMail {
+        OutgoingMail {
+            to: Email::parse("anna@example.de").unwrap(),
+            message_id: format!("<m{n}@restdose.example>"),
+            content: render(
+                Lang::En,
+                &Template::AlreadyRegistered {
+                    manage_url: "https://r.example/manage/t",
+                    unsubscribe_url: "https://r.example/unsubscribe/t",
+                },
+            ),
+        }
+    }
+
+    /// The files hold an address and live links: only the service's user may read them, and an
+    /// outbox folder left open by an older version is closed.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_outbox_folder_and_its_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("data/outbox");
+        let mailer = FileMailer::new(&dir, "noreply@restdose.example").unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(
+            mode(&root.path().join("data")),
+            0o700,
+            "created parents too"
+        );
+        mailer.send(&mail(1)).await.unwrap();
+        let file = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap();
+        assert_eq!(mode(&file.path()), 0o600);
+
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        FileMailer::new(&dir, "noreply@restdose.example").unwrap();
+        assert_eq!(mode(&dir), 0o700);
+    }
+
+    #[tokio::test]
+    async fn kept_mails_older_than_the_cut_off_are_counted_and_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = FileMailer::new(dir.path(), "noreply@restdose.example").unwrap();
+        mailer.send(&mail(1)).await.unwrap();
+        mailer.send(&mail(2)).await.unwrap();
+        let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(48 * 3600);
+        let old = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+        // Not a mail: left alone whatever its age.
+        let other = dir.path().join("notes.txt");
+        std::fs::write(&other, "x").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&other)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+
+        let cut_off = Utc::now() - chrono::Duration::hours(24);
+        assert_eq!(mailer.count_kept_before(cut_off).await.unwrap(), 1);
+        assert_eq!(mailer.delete_kept_before(cut_off).await.unwrap(), 1);
+        assert!(!old.exists());
+        assert!(other.exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 2, "the recent mail and the other file stay");
+        assert_eq!(mailer.delete_kept_before(cut_off).await.unwrap(), 0);
+        // SMTP keeps nothing.
+        let smtp = SmtpMailer::new("smtp://127.0.0.1:1", "a@b.de", 1).unwrap();
+        assert_eq!(smtp.delete_kept_before(Utc::now()).await.unwrap(), 0);
     }
 
     #[test]

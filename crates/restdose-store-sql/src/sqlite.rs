@@ -71,17 +71,12 @@ impl SqliteStore {
             // that nothing about a person survives, on disk included.
             .pragma("secure_delete", "ON");
 
-        if let Some(dir) = options.get_filename().parent()
-            && !dir.as_os_str().is_empty()
-            && !dir.exists()
-        {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::other(format!(
-                    "cannot create directory {} for the SQLite database: {e}",
-                    dir.display()
-                ))
-            })?;
-        }
+        make_private(options.get_filename()).map_err(|e| {
+            StoreError::other(format!(
+                "cannot prepare the SQLite database {}: {e}",
+                options.get_filename().display()
+            ))
+        })?;
 
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.max(1))
@@ -90,6 +85,70 @@ impl SqliteStore {
         first_connection(&pool).await?;
         Ok(SqliteStore { pool })
     }
+}
+
+/// The database holds encrypted addresses, but also names, postcodes and the blind index: it
+/// and its directory are for the service's user only, whatever the umask. A missing directory
+/// is created 0700; a missing database file is created empty with mode 0600 before SQLite opens
+/// it (SQLite gives its `-wal`, `-shm` and `-journal` files the database file's mode); an
+/// existing database or side file that others may read is tightened to 0600 (e.g. one left by
+/// an older version). An existing directory is the operator's: it is left as it is, with a
+/// warning when others may read it.
+fn make_private(file: &std::path::Path) -> std::io::Result<()> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        if let Some(dir) = dir {
+            if dir.exists() {
+                let mode = std::fs::metadata(dir)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        mode = format!("{:o}", mode & 0o777),
+                        "the directory of the SQLite database is open to other users: chmod 700 it"
+                    );
+                }
+            } else {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)?;
+            }
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(file)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut name = file.as_os_str().to_owned();
+            name.push(suffix);
+            let path = std::path::PathBuf::from(name);
+            let mode = match std::fs::metadata(&path) {
+                Ok(metadata) => metadata.permissions().mode(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if mode & 0o077 != 0 {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                tracing::warn!(
+                    file = %path.display(),
+                    "the SQLite file was open to other users: its mode is now 600"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(())
 }
 
 /// `sqlite::memory:`, `sqlite://:memory:`, `?mode=memory` and an empty file name (a private
@@ -459,6 +518,44 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(secure, 1);
+        store.pool().close().await;
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &std::path::Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// The database, its WAL and shared-memory files and a directory created for them are the
+    /// service user's only; a database file left readable by an older version is tightened.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_database_its_side_files_and_a_new_directory_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("data/restdose.db");
+        let url = format!("sqlite://{}", file.display());
+        let store = SqliteStore::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let (wal, shm) = (
+            dir.path().join("data/restdose.db-wal"),
+            dir.path().join("data/restdose.db-shm"),
+        );
+        assert!(
+            wal.exists() && shm.exists(),
+            "WAL mode keeps both while open"
+        );
+        assert_eq!(mode(&dir.path().join("data")), 0o700);
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(&wal), 0o600);
+        assert_eq!(mode(&shm), 0o600);
+        store.pool().close().await;
+
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let store = SqliteStore::connect(&url, 1).await.unwrap();
+        store.ping().await.unwrap();
+        assert_eq!(mode(&file), 0o600);
         store.pool().close().await;
     }
 

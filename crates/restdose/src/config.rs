@@ -81,6 +81,9 @@ pub struct Config {
     pub worker_poll_ms: u64,
     /// Allow the automatically generated development keys on a public URL (a demo only).
     pub demo: bool,
+    /// Allow the `.eml` file outbox (no `smtp_url`) on a public (non-local) URL: `serve` and
+    /// `matcher` refuse to start without it, and warn loudly with it.
+    pub file_outbox_on_public_url: bool,
     /// Everything about an offer and the people who booked it is deleted this many hours after
     /// the appointment window ends.
     pub retention_hours_after_appointment: i64,
@@ -155,6 +158,7 @@ impl Default for Config {
             mail_max_age_hours: 24,
             worker_poll_ms: 1000,
             demo: false,
+            file_outbox_on_public_url: false,
             retention_hours_after_appointment: 24,
             paused_warning_days: 90,
             paused_grace_days: 14,
@@ -497,13 +501,17 @@ listen = "127.0.0.1:8080"
 # Default: http://<listen>
 # public_url = "https://restdose.example.org"
 
-# Outgoing mail. Unset: mails are written as .eml files to <data_dir>/outbox/.
+# Outgoing mail. Unset: mails are written as .eml files (mode 0600) to <data_dir>/outbox/,
+# deleted by the purge retention_hours_after_appointment after they were written; refused on a
+# public URL unless file_outbox_on_public_url = true.
 # smtp_url = "smtp://127.0.0.1:2525"
 # smtp_url = "smtps://user:password@mail.example.org:465"
 smtp_max_connections = 4
 mail_from = "restdose <noreply@restdose.localhost>"
 
-# Where the SQLite database, development keys and the file outbox live.
+# Where the SQLite database, development keys and the file outbox live. Created with mode
+# 0700 and its files 0600, whatever the umask; an existing one open to other users is warned
+# about at start.
 data_dir = "data"
 
 # Encryption and blind-index keys (create with `restdose keys generate > keys.toml`).
@@ -576,8 +584,14 @@ worker_poll_ms = 1000
 # demo: anyone with the data directory can read every stored address.
 demo = false
 
+# Without smtp_url, mails are written as .eml files to <data_dir>/outbox/: nobody receives
+# them, and they hold addresses and live links. `serve` and `matcher` refuse that on a public
+# (non-local) URL unless this is true (then they warn loudly).
+file_outbox_on_public_url = false
+
 # Data lifecycle (see docs/privacy.md). Everything about an offer and the people who booked it
-# is deleted this many hours after the appointment window ends.
+# is deleted this many hours after the appointment window ends; so are .eml files of the file
+# outbox this many hours after they were written.
 retention_hours_after_appointment = 24
 # People paused this many days get a warning mail, and are deleted this many days later if
 # still paused.

@@ -39,7 +39,8 @@ pub fn load_or_create_keys(config: &Config) -> anyhow::Result<Keyring> {
     }
     let ring = Keyring::generate()?;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        crate::private_files::create_dir(dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
     }
     write_private(&path, ring.to_toml().as_bytes())
         .with_context(|| format!("cannot write development keys to {}", path.display()))?;

@@ -158,6 +158,13 @@ fn write(path: &Path, ring: &Keyring) -> anyhow::Result<()> {
     let mut file = options
         .open(&tmp)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
+    // `mode` applies only to a file this call creates: a leftover from an interrupted run
+    // keeps its own, so set it here.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
     file.write_all(ring.to_toml().as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;

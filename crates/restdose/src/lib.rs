@@ -5,6 +5,7 @@
 pub mod config;
 mod keys;
 pub mod keys_cli;
+pub mod private_files;
 pub mod simulate;
 pub mod workers;
 
@@ -66,8 +67,46 @@ pub fn open_mailer(config: &Config) -> anyhow::Result<Arc<dyn Mailer>> {
     })
 }
 
+/// For the processes that deliver mail (`serve`, `matcher`): the `.eml` outbox on a public
+/// (non-local) URL is refused unless `file_outbox_on_public_url` is set, and then warned about
+/// loudly. Nobody receives those mails, and the files hold addresses and live links. Call it
+/// before anything is created.
+pub fn check_file_outbox(config: &Config) -> anyhow::Result<()> {
+    if config.smtp_url().is_some() || config.public_url_is_local()? {
+        return Ok(());
+    }
+    let dir = config.outbox_dir();
+    let public = config.public_url()?;
+    if !config.file_outbox_on_public_url {
+        anyhow::bail!(
+            "refusing to write mails as .eml files to {} with the public URL {public}: nobody \
+             would receive them, and the files hold addresses and live links. Set smtp_url \
+             (RESTDOSE_SMTP_URL) to a mail server, or set file_outbox_on_public_url = true \
+             (RESTDOSE_FILE_OUTBOX_ON_PUBLIC_URL=true) if mails really should stay in files",
+            dir.display()
+        );
+    }
+    if config.log_format != "json" {
+        eprintln!(
+            "\n************************************************************************\n\
+             WARNING: no smtp_url on the public URL {public}: every mail is written\n\
+             as an .eml file to {} and sent to nobody\n\
+             (file_outbox_on_public_url = true).\n\
+             ************************************************************************\n",
+            dir.display()
+        );
+    }
+    tracing::warn!(
+        dir = %dir.display(),
+        public_url = %public,
+        "no smtp_url on a public URL: mails are written as .eml files and sent to nobody (file_outbox_on_public_url)"
+    );
+    Ok(())
+}
+
 /// Builds every shared service from the configuration.
 pub async fn build_services(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
+    private_files::warn_if_open(config);
     let store = open_store(config).await?;
     let mailer = open_mailer(config)?;
     let keys = Arc::new(load_or_create_keys(config)?);

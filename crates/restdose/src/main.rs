@@ -46,7 +46,8 @@ enum Command {
     Migrate,
     /// Delete what is due once and exit: offers (and the people who booked them) 24 h after
     /// the appointment, unconfirmed sign-ups, expired links and sessions, long-paused people
-    /// after their warning. `serve` and `matcher` do this every minute by themselves.
+    /// after their warning, `.eml` files of the file outbox 24 h after they were written.
+    /// `serve` and `matcher` do this every minute by themselves.
     Purge {
         /// Print what would be deleted, deleting nothing.
         #[arg(long)]
@@ -169,6 +170,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             None => serve(config, false).await,
             Some(Command::Serve { no_workers }) => serve(config, no_workers).await,
             Some(Command::Matcher) => {
+                restdose::check_file_outbox(&config)?;
                 let services = restdose::build_services(&config, Arc::new(SystemClock)).await?;
                 restdose::start_metrics_listener(
                     &config,
@@ -197,15 +199,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let services = restdose::build_services(&config, Arc::new(SystemClock)).await?;
                 if dry_run {
                     let p = services.purge_preview().await?;
+                    let mail_files = services.mail_files_to_purge().await?;
                     println!(
-                        "would delete: {} finished offer(s) with {} person(s) who booked them, {} unconfirmed sign-up(s), {} expired link(s), {} expired session(s), {} long-paused person(s)",
-                        p.finished_offers, p.people_of_finished_offers, p.unconfirmed, p.expired_links, p.expired_sessions, p.inactive_paused
+                        "would delete: {} finished offer(s) with {} person(s) who booked them, {} unconfirmed sign-up(s), {} expired link(s), {} expired session(s), {} long-paused person(s), {} mail file(s)",
+                        p.finished_offers, p.people_of_finished_offers, p.unconfirmed, p.expired_links, p.expired_sessions, p.inactive_paused, mail_files
                     );
                 } else {
                     let r = services.purge_once().await?;
                     println!(
-                        "deleted: {} finished offer(s) with {} person(s) who booked them, {} unconfirmed sign-up(s), {} expired link(s), {} expired session(s), {} long-paused person(s) ({} warned)",
-                        r.offers, r.people_of_offers, r.unconfirmed, r.expired_links, r.expired_sessions, r.inactive_deleted, r.inactive_warned
+                        "deleted: {} finished offer(s) with {} person(s) who booked them, {} unconfirmed sign-up(s), {} expired link(s), {} expired session(s), {} long-paused person(s) ({} warned), {} mail file(s)",
+                        r.offers, r.people_of_offers, r.unconfirmed, r.expired_links, r.expired_sessions, r.inactive_deleted, r.inactive_warned, r.mail_files
                     );
                 }
                 Ok(())
@@ -282,6 +285,7 @@ async fn shutdown_signal() -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, no_workers: bool) -> anyhow::Result<()> {
+    restdose::check_file_outbox(&config)?;
     let listener = std::net::TcpListener::bind(&config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let app = restdose::Application::build(&config, Arc::new(SystemClock), listener).await?;

@@ -10,7 +10,21 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn restdose(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_restdose"));
+    without_own_settings(Command::new(env!("CARGO_BIN_EXE_restdose")), dir)
+}
+
+/// `restdose` started by a shell with the common umask 022 (files 0644, directories 0755
+/// unless the program says otherwise). The shell first creates `umask-control` in `dir` so the
+/// test can check the umask really applied.
+fn restdose_under_umask_022(dir: &Path) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("umask 022 && : > umask-control && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_restdose"));
+    without_own_settings(cmd, dir)
+}
+
+fn without_own_settings(mut cmd: Command, dir: &Path) -> Command {
     cmd.current_dir(dir);
     // The tests must not pick up the developer's own settings.
     for (key, _) in std::env::vars() {
@@ -193,6 +207,8 @@ fn development_keys_are_refused_on_a_public_url_unless_it_is_a_demo() {
     let port = free_port();
     let out = restdose(dir.path())
         .env("RESTDOSE_PUBLIC_URL", "https://restdose.example.org")
+        // The file outbox has a rule of its own on a public URL (tested below): allow it here.
+        .env("RESTDOSE_FILE_OUTBOX_ON_PUBLIC_URL", "true")
         .env("RESTDOSE_LISTEN", format!("127.0.0.1:{port}"))
         .output()
         .unwrap();
@@ -212,6 +228,7 @@ fn development_keys_are_refused_on_a_public_url_unless_it_is_a_demo() {
         restdose(dir.path())
             .env("RESTDOSE_PUBLIC_URL", "https://restdose.example.org")
             .env("RESTDOSE_DEMO", "true")
+            .env("RESTDOSE_FILE_OUTBOX_ON_PUBLIC_URL", "true")
             .env("RESTDOSE_LISTEN", format!("127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -338,4 +355,205 @@ fn geo_import_makes_another_countrys_postcodes_usable() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Under umask 022 everything the service writes would be readable by every user of the
+/// machine: the database (and its WAL and shared memory), the development keys, the mails with
+/// addresses and live links. The service sets the modes itself.
+#[cfg(unix)]
+#[test]
+fn under_umask_022_the_data_directory_database_keys_and_mails_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = restdose_under_umask_022(dir.path())
+        .env("RESTDOSE_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "restdose did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        mode(&dir.path().join("umask-control")),
+        0o644,
+        "the shell's umask is 022"
+    );
+    let (status, _) = http(
+        port,
+        "POST",
+        "/api/v1/registrations",
+        "application/json",
+        r#"{"email":"private@example.de","postcode":"10115"}"#,
+    );
+    assert_eq!(status, 202);
+    let data = dir.path().join("data");
+    let outbox = data.join("outbox");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::fs::read_dir(&outbox).map_or(0, |d| d.count()) == 0 {
+        assert!(Instant::now() < deadline, "no mail in data/outbox");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let eml = std::fs::read_dir(&outbox)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+
+    assert_eq!(mode(&data), 0o700, "data/");
+    assert_eq!(mode(&data.join("restdose.db")), 0o600, "restdose.db");
+    // WAL mode: both side files exist while the server runs.
+    assert_eq!(
+        mode(&data.join("restdose.db-wal")),
+        0o600,
+        "restdose.db-wal"
+    );
+    assert_eq!(
+        mode(&data.join("restdose.db-shm")),
+        0o600,
+        "restdose.db-shm"
+    );
+    assert_eq!(mode(&data.join("keys.toml")), 0o600, "keys.toml");
+    assert_eq!(mode(&outbox), 0o700, "data/outbox/");
+    assert_eq!(mode(&eml), 0o600, "the .eml file");
+}
+
+/// With no `smtp_url`, mails go to `.eml` files nobody receives: on a public address that is a
+/// production set-up that silently sends nothing, so `serve` and `matcher` refuse it unless
+/// told otherwise.
+#[test]
+fn the_file_outbox_is_refused_on_a_public_url_unless_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = restdose(dir.path())
+        .args(["keys", "generate"])
+        .output()
+        .unwrap();
+    assert!(keys.status.success());
+    std::fs::write(dir.path().join("prod-keys.toml"), &keys.stdout).unwrap();
+    let public = |cmd: &mut Command| {
+        cmd.env("RESTDOSE_PUBLIC_URL", "https://restdose.example.org")
+            .env("RESTDOSE_KEYS_FILE", "prod-keys.toml");
+    };
+
+    for args in [&["serve"][..], &["matcher"][..]] {
+        let port = free_port();
+        let mut cmd = restdose(dir.path());
+        public(&mut cmd);
+        let out = cmd
+            .args(args)
+            .env("RESTDOSE_LISTEN", format!("127.0.0.1:{port}"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} must refuse to start");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("file_outbox_on_public_url") && stderr.contains("smtp_url"),
+            "{stderr}"
+        );
+        assert!(
+            !dir.path().join("data/outbox").exists(),
+            "nothing was created"
+        );
+    }
+
+    // Told explicitly: it starts, and says loudly where the mails go.
+    let port = free_port();
+    let log = dir.path().join("serve.log");
+    let mut cmd = restdose(dir.path());
+    public(&mut cmd);
+    let child = cmd
+        .env("RESTDOSE_FILE_OUTBOX_ON_PUBLIC_URL", "true")
+        .env("RESTDOSE_LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let _server = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "restdose did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        stderr.contains("WARNING: no smtp_url on the public URL"),
+        "{stderr}"
+    );
+}
+
+/// `.eml` files hold addresses and live links: the purge deletes them
+/// `retention_hours_after_appointment` (24 h) after they were written, like everything else.
+#[test]
+fn purge_deletes_old_mail_files_and_keeps_recent_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = dir.path().join("data/outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    let (old, recent, other) = (
+        outbox.join("old.eml"),
+        outbox.join("recent.eml"),
+        outbox.join("README"),
+    );
+    for file in [&old, &recent, &other] {
+        std::fs::write(file, "To: someone@example.de\r\n\r\nhello\r\n").unwrap();
+    }
+    let yesterday = std::time::SystemTime::now() - Duration::from_secs(25 * 3600);
+    for file in [&old, &other] {
+        std::fs::File::options()
+            .write(true)
+            .open(file)
+            .unwrap()
+            .set_modified(yesterday)
+            .unwrap();
+    }
+
+    let out = restdose(dir.path())
+        .args(["purge", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(", 1 mail file(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(old.exists(), "a dry run deletes nothing");
+
+    let out = restdose(dir.path()).arg("purge").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(", 1 mail file(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(!old.exists(), "the mail written 25 h ago is deleted");
+    assert!(recent.exists(), "the recent mail stays");
+    assert!(other.exists(), "only .eml files are the purge's");
 }
