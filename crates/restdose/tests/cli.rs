@@ -454,15 +454,31 @@ fn the_file_outbox_is_refused_on_a_public_url_unless_enabled() {
 
     for args in [&["serve"][..], &["matcher"][..]] {
         let port = free_port();
+        let log = dir.path().join("refused.log");
         let mut cmd = restdose(dir.path());
         public(&mut cmd);
-        let out = cmd
-            .args(args)
-            .env("RESTDOSE_LISTEN", format!("127.0.0.1:{port}"))
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{args:?} must refuse to start");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let mut child = Running(
+            cmd.args(args)
+                .env("RESTDOSE_LISTEN", format!("127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        // A process that does not refuse runs until killed: give it a bounded time.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{args:?} started although it must refuse to"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(!status.success(), "{args:?} must refuse to start");
+        let stderr = std::fs::read_to_string(&log).unwrap();
         assert!(
             stderr.contains("file_outbox_on_public_url") && stderr.contains("smtp_url"),
             "{stderr}"
