@@ -92,7 +92,7 @@ impl SqliteStore {
 /// is created 0700; a missing database file is created empty with mode 0600 before SQLite opens
 /// it (SQLite gives its `-wal`, `-shm` and `-journal` files the database file's mode); an
 /// existing database or side file that others may read is tightened to 0600 (e.g. one left by
-/// an older version). An existing directory is the operator's: it is left as it is, with a
+/// an older version; another user's file is only warned about). An existing directory is the operator's: it is left as it is, with a
 /// warning when others may read it.
 fn make_private(file: &std::path::Path) -> std::io::Result<()> {
     let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
@@ -136,11 +136,19 @@ fn make_private(file: &std::path::Path) -> std::io::Result<()> {
                 Err(e) => return Err(e),
             };
             if mode & 0o077 != 0 {
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-                tracing::warn!(
-                    file = %path.display(),
-                    "the SQLite file was open to other users: its mode is now 600"
-                );
+                match std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)) {
+                    Ok(()) => tracing::warn!(
+                        file = %path.display(),
+                        "the SQLite file was open to other users: its mode is now 600"
+                    ),
+                    // Another user's file (a shared set-up): say so, and open it as before.
+                    Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => tracing::warn!(
+                        file = %path.display(),
+                        mode = format!("{:o}", mode & 0o777),
+                        "the SQLite file is open to other users and not ours to change: chmod 600 it"
+                    ),
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
