@@ -573,3 +573,55 @@ fn purge_deletes_old_mail_files_and_keeps_recent_ones() {
     assert!(recent.exists(), "the recent mail stays");
     assert!(other.exists(), "only .eml files are the purge's");
 }
+
+/// A key file that others may read is warned about (it is the operator's, so it is not
+/// changed), and `keys add` rewrites it for the owner only, whatever the umask.
+#[cfg(unix)]
+#[test]
+fn an_open_key_file_is_warned_about_and_keys_add_rewrites_it_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = restdose(dir.path())
+        .args(["keys", "generate"])
+        .output()
+        .unwrap();
+    assert!(keys.status.success());
+    let file = dir.path().join("keys.toml");
+    std::fs::write(&file, &keys.stdout).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let out = restdose(dir.path())
+        .env("RESTDOSE_KEYS_FILE", "keys.toml")
+        .args(["keys", "status"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("WARNING: the key file") && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+    assert_eq!(mode(&file), 0o644, "the operator's file is not changed");
+
+    let out = restdose_under_umask_022(dir.path())
+        .env("RESTDOSE_KEYS_FILE", "keys.toml")
+        .args(["keys", "add"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode(&dir.path().join("umask-control")), 0o644);
+    assert_eq!(mode(&file), 0o600);
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("current_key_id = 2")
+    );
+}
