@@ -355,7 +355,8 @@ pub trait MatcherStore: Send + Sync {
     /// other open invitations become `Withdrawn` and their people's throttle is lifted
     /// (`last_invited_at` cleared), in the same transaction. A withdrawn invitation answers
     /// `AllTaken` while its offer runs (and becomes `Missed`: the person wanted the dose),
-    /// `Expired` after.
+    /// `Expired` after. An offer runs while it is open, before its end, and its practice is
+    /// approved: a claim on a suspended practice's offer is `Expired`.
     async fn claim(&self, claim: &NewClaim) -> StoreResult<ClaimOutcome>;
 
     /// The cheap answer to a claim on a full offer: when the invitation is open or withdrawn
