@@ -657,12 +657,6 @@ impl Services {
         self.store
             .set_practice_status(id, decision.status(), self.clock.now())
             .await?;
-        if ends_offers {
-            // A practice that may not offer doses takes no more bookings: its open offers end
-            // and the people who booked are told, as when it cancels them itself.
-            let (ended, told) = self.end_offers_of(id).await?;
-            tracing::info!(practice = %id, offers = ended, told, "open offers ended");
-        }
         let login_url = self.links.portal("/portal/login");
         let template = match decision {
             Decision::Approve => AccountTemplate::Approved {
@@ -680,6 +674,13 @@ impl Services {
         self.mail_account(&practice.email, render_account(lang, &template))
             .await?;
         tracing::info!(practice = %id, status = decision.status().as_str(), "practice decided");
+        if ends_offers {
+            // A practice that may not offer doses takes no more bookings: its open offers end
+            // and the people who booked are told, as when it cancels them itself. After the
+            // practice's mail, so that if this fails, repeating the decision finishes it.
+            let (ended, told) = self.end_offers_of(id).await?;
+            tracing::info!(practice = %id, offers = ended, told, "open offers ended");
+        }
         self.store.practice(id).await?.ok_or(ServiceError::NotFound)
     }
 }

@@ -111,8 +111,8 @@ pub static MESSAGES: &[(&str, &str, &str)] = &[
     ("admin.not_found_title", "Nicht gefunden", "Not found"),
     (
         "admin.not_found_body",
-        "Diese Praxis oder Entscheidung gibt es nicht.",
-        "There is no such practice or decision.",
+        "Diese Praxis, Entscheidung oder dieses Angebot gibt es nicht.",
+        "There is no such practice, decision or offer.",
     ),
     (
         "admin.conflict_title",
