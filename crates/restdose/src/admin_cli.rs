@@ -271,6 +271,20 @@ fn field_error(e: &FieldError) -> String {
 }
 
 /// A plain-text table with columns padded to their widest cell.
+/// A stored text as one visible table cell: characters that would hide, reorder or break it
+/// (stored before names refused them) are shown as escapes such as `\u{202e}`.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if restdose_core::is_hidden_character(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn table(practices: &[Practice]) -> String {
     if practices.is_empty() {
         return "no practices\n".to_owned();
@@ -292,10 +306,10 @@ fn table(practices: &[Practice]) -> String {
                 p.id.to_string(),
                 p.status.as_str().to_owned(),
                 if p.email_verified { "yes" } else { "no" }.to_owned(),
-                p.name.clone(),
+                printable(&p.name),
                 p.postcode.as_str().to_owned(),
-                p.city.clone(),
-                p.email.clone(),
+                printable(&p.city),
+                printable(&p.email),
             ]
         })
         .collect();
@@ -331,6 +345,16 @@ mod tests {
                 .contains("practices list")
         );
         assert!(parse_id("67e55044-10b1-426f-9247-bb680e5fe0c8").is_ok());
+    }
+
+    #[test]
+    fn hidden_characters_in_stored_names_cannot_break_or_reorder_a_table_line() {
+        assert_eq!(printable("Praxis Süd"), "Praxis Süd");
+        assert_eq!(
+            printable("Praxis \u{202E}dnaL\u{2028}X\u{200B}"),
+            "Praxis \\u{202e}dnaL\\u{2028}X\\u{200b}"
+        );
+        assert_eq!(printable("a\nb\u{1b}[31m"), "a\\u{a}b\\u{1b}[31m");
     }
 
     #[test]
