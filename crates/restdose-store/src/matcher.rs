@@ -284,9 +284,9 @@ pub struct BookingRecord {
 pub trait MatcherStore: Send + Sync {
     // --- waves -------------------------------------------------------------------------------
 
-    /// Takes one open offer whose next wave is due (`next_wave_at` NULL or ≤ now) and whose
-    /// window has not ended (`ends_at > now`), oldest due first, and sets its `next_wave_at`
-    /// to `lease_until` so no other worker takes it meanwhile.
+    /// Takes one open offer whose next wave is due (`next_wave_at` NULL or ≤ now), whose
+    /// window has not ended (`ends_at > now`) and whose practice is approved, oldest due first,
+    /// and sets its `next_wave_at` to `lease_until` so no other worker takes it meanwhile.
     async fn lease_due_offer(
         &self,
         now: DateTime<Utc>,

@@ -652,6 +652,16 @@ pub async fn due_offer_is_leased_to_one_worker_until_the_lease_ends(store: &dyn 
     let never = offer_at(store, 3, base - minutes(4)).await;
     store.reschedule_offer(never.id, None).await.unwrap();
     assert_eq!(progress(store, never.id).await.next_wave_at, None);
+    // Oldest and due, but its practice is suspended: never leased (nobody is invited to it).
+    let suspended = offer_at(store, 3, base - minutes(5)).await;
+    store
+        .set_practice_status(
+            suspended.practice_id,
+            crate::PracticeStatus::Suspended,
+            base,
+        )
+        .await
+        .unwrap();
 
     let lease = |now: DateTime<Utc>| async move {
         store
