@@ -11,6 +11,7 @@ use restdose_store::{
 };
 use uuid::Uuid;
 
+use crate::validation::text_field;
 use crate::{FieldError, ServiceError, Services, password};
 
 /// Who is acting: resolved from a session cookie or an API token. Authorization decisions are
@@ -118,27 +119,6 @@ fn sha256_hex(s: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn text_field(
-    value: &str,
-    field: &'static str,
-    max: usize,
-    errors: &mut Vec<FieldError>,
-) -> String {
-    let trimmed = value.trim();
-    if trimmed.is_empty() {
-        errors.push(FieldError {
-            field,
-            code: "required",
-        });
-    } else if trimmed.chars().count() > max || trimmed.chars().any(char::is_control) {
-        errors.push(FieldError {
-            field,
-            code: "too_long",
-        });
-    }
-    trimmed.to_owned()
 }
 
 fn login_email(value: &str, field: &'static str, errors: &mut Vec<FieldError>) -> Option<String> {
@@ -661,8 +641,12 @@ impl Services {
             .practice(id)
             .await?
             .ok_or(ServiceError::NotFound)?;
+        let ends_offers = decision != Decision::Approve;
         if practice.status == decision.status() {
-            // Nothing changes, so nobody is mailed again.
+            // Nothing changes, so nobody is mailed again; an offer left open is still ended.
+            if ends_offers {
+                self.end_offers_of(id).await?;
+            }
             return Ok(practice);
         }
         if decision == Decision::Approve && !practice.email_verified {
@@ -690,6 +674,13 @@ impl Services {
         self.mail_account(&practice.email, render_account(lang, &template))
             .await?;
         tracing::info!(practice = %id, status = decision.status().as_str(), "practice decided");
+        if ends_offers {
+            // A practice that may not offer doses takes no more bookings: its open offers end
+            // and the people who booked are told, as when it cancels them itself. After the
+            // practice's mail, so that if this fails, repeating the decision finishes it.
+            let (ended, told) = self.end_offers_of(id).await?;
+            tracing::info!(practice = %id, offers = ended, told, "open offers ended");
+        }
         self.store.practice(id).await?.ok_or(ServiceError::NotFound)
     }
 }

@@ -5,7 +5,8 @@ use restdose_crypto::SecretToken;
 use restdose_store::{ApiTokenInfo, NewApiToken};
 use uuid::Uuid;
 
-use crate::{FieldError, Principal, ServiceError, Services};
+use crate::validation::text_field;
+use crate::{Principal, ServiceError, Services};
 
 const PREFIX: &str = "rdk_";
 
@@ -23,24 +24,17 @@ impl Services {
         name: &str,
     ) -> Result<CreatedApiToken, ServiceError> {
         let practice_id = principal.approved_practice()?;
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            let code = if name.is_empty() {
-                "required"
-            } else {
-                "too_long"
-            };
-            return Err(ServiceError::Validation(vec![FieldError {
-                field: "name",
-                code,
-            }]));
+        let mut errors = Vec::new();
+        let name = text_field(name, "name", 100, &mut errors);
+        if !errors.is_empty() {
+            return Err(ServiceError::Validation(errors));
         }
         let secret = SecretToken::generate()?;
         let now = self.clock.now();
         let token = NewApiToken {
             id: Uuid::new_v4(),
             practice_id,
-            name: name.to_owned(),
+            name,
             hash: secret.hash(),
             created_at: now,
         };

@@ -21,7 +21,8 @@ pub use accounts::{Decision, Login, PracticeSignUp, Principal, SessionContext};
 pub use error::ServiceError;
 pub use links::Links;
 pub use validation::{
-    FieldError, RadiusInput, SignUpRequest, validate_preferences, validate_sign_up,
+    FieldError, RadiusInput, SignUpRequest, is_hidden_character, validate_preferences,
+    validate_sign_up,
 };
 
 use chrono::Duration;

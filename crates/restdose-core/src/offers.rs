@@ -184,7 +184,7 @@ impl Services {
             errors.push(err("note", "note_too_long"));
         } else if note
             .chars()
-            .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+            .any(|c| crate::validation::is_hidden_character(c) && !matches!(c, '\n' | '\r' | '\t'))
         {
             errors.push(err("note", "invalid_note"));
         }
@@ -374,6 +374,90 @@ impl Services {
             // Nobody should get a cancellation mail after their appointment.
             return Err(ServiceError::Conflict("the appointment window is over"));
         }
+        self.call_off(&offer)
+            .await?
+            .ok_or(ServiceError::Conflict("the offer is not open"))
+    }
+
+    /// An admin closes any practice's open offer for good: no more invitations or bookings,
+    /// open invitations withdrawn, and — while its appointment window runs — every booking
+    /// cancelled with the same mail as the practice's own cancel. Returns how many people were
+    /// told.
+    pub async fn close_offer_as_admin(
+        &self,
+        principal: &Principal,
+        offer_id: Uuid,
+    ) -> Result<usize, ServiceError> {
+        principal.admin()?;
+        self.close_offer_as_operator(offer_id).await
+    }
+
+    /// The same for the command line, where the operator is trusted.
+    pub async fn close_offer_as_operator(&self, offer_id: Uuid) -> Result<usize, ServiceError> {
+        let offer = self
+            .store
+            .offer(offer_id)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        let told = self
+            .end_offer(&offer)
+            .await?
+            .ok_or(ServiceError::Conflict("the offer is not open"))?;
+        tracing::info!(offer = %offer_id, told, "offer closed by an operator");
+        Ok(told)
+    }
+
+    /// A practice's open offers, for the admin page (where the admin decides on it).
+    pub async fn open_offers_of_practice(
+        &self,
+        principal: &Principal,
+        practice_id: Uuid,
+    ) -> Result<Vec<Offer>, ServiceError> {
+        principal.admin()?;
+        let mut offers = self.store.offers_of(practice_id).await?;
+        offers.retain(|o| o.status == OfferStatus::Open);
+        Ok(offers)
+    }
+
+    /// Ends every open offer of a practice that may not offer doses any more (suspended or
+    /// rejected), as `close_offer_as_admin` does one. Returns (offers ended, people told).
+    pub(crate) async fn end_offers_of(
+        &self,
+        practice_id: Uuid,
+    ) -> Result<(usize, usize), ServiceError> {
+        let (mut ended, mut told) = (0, 0);
+        for offer in self.store.offers_of(practice_id).await? {
+            if let Some(n) = self.end_offer(&offer).await? {
+                ended += 1;
+                told += n;
+            }
+        }
+        Ok((ended, told))
+    }
+
+    /// Ends an open offer so that it takes no more bookings. While its appointment window runs
+    /// it is called off (bookings cancelled, holders told, as `cancel_offer`); once the window
+    /// is over it is only closed (the appointments are past; nobody is mailed). Returns how
+    /// many people were told, or None when the offer was not open.
+    async fn end_offer(&self, offer: &Offer) -> Result<Option<usize>, ServiceError> {
+        if offer.status != OfferStatus::Open {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        if offer.ends_at <= now {
+            let closed = self
+                .store
+                .finish_offer(offer.id, OfferStatus::Closed, now)
+                .await?;
+            return Ok(closed.then_some(0));
+        }
+        self.call_off(offer).await
+    }
+
+    /// Cancels an open offer and tells everyone who booked (see `MatcherStore::cancel_offer`).
+    /// Returns how many were told, or None when the offer was not open.
+    async fn call_off(&self, offer: &Offer) -> Result<Option<usize>, ServiceError> {
+        let offer_id = offer.id;
         let practice = self
             .store
             .practice(offer.practice_id)
@@ -409,11 +493,9 @@ impl Services {
             {
                 OfferCancellation::Cancelled { told } => {
                     tracing::info!(offer = %offer_id, told = told.len(), "offer cancelled");
-                    return Ok(told.len());
+                    return Ok(Some(told.len()));
                 }
-                OfferCancellation::NotOpen => {
-                    return Err(ServiceError::Conflict("the offer is not open"));
-                }
+                OfferCancellation::NotOpen => return Ok(None),
                 OfferCancellation::HoldersChanged => {
                     tracing::info!(offer = %offer_id, "a booking came in while cancelling; again");
                 }

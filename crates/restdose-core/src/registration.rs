@@ -28,6 +28,13 @@ pub struct RegistrantView {
     pub undeliverable_at: Option<DateTime<Utc>>,
 }
 
+/// What a confirmation link confirms: the settings stored at sign-up.
+#[derive(Debug, Clone)]
+pub struct ConfirmView {
+    pub postcode: Postcode,
+    pub radius: RadiusKm,
+}
+
 impl Services {
     /// Registers a person, or re-sends their link. The outcome is the same for new and known
     /// addresses, so the answer never tells whether an address is registered.
@@ -61,7 +68,13 @@ impl Services {
             self.token(&confirm, id, TokenPurpose::Confirm, now),
             self.token(&manage, id, TokenPurpose::Manage, now),
         ];
-        let mail = self.confirmation_mail(&request.email, request.lang, &confirm, &manage);
+        let mail = self.confirmation_mail(
+            &request.email,
+            request.lang,
+            &confirm,
+            &manage,
+            (&new.postcode, new.radius_km),
+        );
         let outbox = self.outbox_row_about(&mail, now, Some(id), None)?;
         // The person, their links and the confirmation mail are stored together: the answer
         // does not wait for the mail server, and no mail is lost if it is down.
@@ -105,10 +118,9 @@ impl Services {
         let manage = SecretToken::generate()?;
         let lang = existing.language;
         let (tokens, mail) = if existing.status == RegistrantStatus::Pending {
-            // Not confirmed yet: the latest form wins, and a fresh confirmation link goes out.
-            self.store
-                .update_preferences(existing.id, &request.postcode, request.radius.km())
-                .await?;
+            // Not confirmed yet: a fresh confirmation link goes out, for what was first given.
+            // The form's postcode and radius are ignored: whoever fills the form need not own
+            // the address, and the link confirms what the mail and the confirm page show.
             let confirm = SecretToken::generate()?;
             let tokens = vec![
                 self.token(&confirm, existing.id, TokenPurpose::Confirm, now),
@@ -116,7 +128,13 @@ impl Services {
             ];
             (
                 tokens,
-                self.confirmation_mail(&request.email, request.lang, &confirm, &manage),
+                self.confirmation_mail(
+                    &request.email,
+                    request.lang,
+                    &confirm,
+                    &manage,
+                    (&existing.postcode, existing.radius_km),
+                ),
             )
         } else {
             // Confirmed people keep their settings (a stranger must not change them) and get a
@@ -150,14 +168,25 @@ impl Services {
         Ok(())
     }
 
-    /// Whether a confirmation link is still good (for the page that shows the button).
-    pub async fn check_confirm_link(&self, token: &str) -> Result<(), ServiceError> {
+    /// Whether a confirmation link is still good, and what it confirms (for the page that shows
+    /// the button).
+    pub async fn check_confirm_link(&self, token: &str) -> Result<ConfirmView, ServiceError> {
         let token = SecretToken::parse(token).map_err(|_| ServiceError::InvalidLink)?;
-        self.store
+        let id = self
+            .store
             .find_token(&token.hash(), TokenPurpose::Confirm, self.clock.now())
             .await?
-            .map(|_| ())
-            .ok_or(ServiceError::InvalidLink)
+            .map(|t| t.registrant_id)
+            .ok_or(ServiceError::InvalidLink)?;
+        let registrant = self
+            .store
+            .registrant(id)
+            .await?
+            .ok_or(ServiceError::InvalidLink)?;
+        Ok(ConfirmView {
+            postcode: registrant.postcode,
+            radius: RadiusKm::new(i64::from(registrant.radius_km)).unwrap_or_default(),
+        })
     }
 
     /// The double opt-in click (a POST). Returns a fresh self-service link for the next page.
@@ -287,6 +316,7 @@ impl Services {
         lang: Lang,
         confirm: &SecretToken,
         manage: &SecretToken,
+        (postcode, radius_km): (&Postcode, u16),
     ) -> OutgoingMail {
         self.mail(
             to,
@@ -297,6 +327,8 @@ impl Services {
                     manage_url: &self.links.manage(manage),
                     unsubscribe_url: &self.links.unsubscribe(manage),
                     valid_hours: self.policy.confirm_link_ttl.num_hours(),
+                    postcode: postcode.as_str(),
+                    radius_km,
                 },
             ),
         )

@@ -95,6 +95,48 @@ pub fn validate_preferences(
     }
 }
 
+/// Whether a character shows nothing or changes how the text around it is shown: controls
+/// (Cc), format characters (Cf: the bidi embeddings, overrides, isolates and marks, zero-width
+/// space and joiners, the word joiner, the byte-order mark, the Arabic letter mark), line and
+/// paragraph separators (Zl, Zp) and private-use characters (Co). Text that other people see
+/// (a practice's name and address, an offer's note) must not carry them: they reorder or hide
+/// what an admin or a registrant reads, and they break lines in the command line's tables.
+pub fn is_hidden_character(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+            | GeneralCategory::PrivateUse
+    )
+}
+
+/// A single-line text shown to others (name, street, city): `required`, `too_long` (more than
+/// `max` characters) or `invalid_characters` (see `is_hidden_character`). Returns it trimmed.
+pub fn text_field(
+    value: &str,
+    field: &'static str,
+    max: usize,
+    errors: &mut Vec<FieldError>,
+) -> String {
+    let trimmed = value.trim();
+    let code = if trimmed.is_empty() {
+        Some("required")
+    } else if trimmed.chars().any(is_hidden_character) {
+        Some("invalid_characters")
+    } else if trimmed.chars().count() > max {
+        Some("too_long")
+    } else {
+        None
+    };
+    if let Some(code) = code {
+        errors.push(FieldError { field, code });
+    }
+    trimmed.to_owned()
+}
+
 fn email_error(e: &EmailError) -> FieldError {
     FieldError {
         field: "email",
@@ -130,6 +172,88 @@ mod tests {
                 ("email", "invalid_email"),
                 ("postcode", "invalid_postcode"),
                 ("radius_km", "invalid_radius")
+            ]
+        );
+    }
+
+    #[test]
+    fn names_refuse_hidden_and_reordering_characters() {
+        let refused = [
+            ('\u{202A}', "left-to-right embedding"),
+            ('\u{202B}', "right-to-left embedding"),
+            ('\u{202C}', "pop directional formatting"),
+            ('\u{202D}', "left-to-right override"),
+            ('\u{202E}', "right-to-left override"),
+            ('\u{2066}', "left-to-right isolate"),
+            ('\u{2067}', "right-to-left isolate"),
+            ('\u{2068}', "first strong isolate"),
+            ('\u{2069}', "pop directional isolate"),
+            ('\u{200E}', "left-to-right mark"),
+            ('\u{200F}', "right-to-left mark"),
+            ('\u{061C}', "Arabic letter mark"),
+            ('\u{200B}', "zero-width space"),
+            ('\u{200C}', "zero-width non-joiner"),
+            ('\u{200D}', "zero-width joiner"),
+            ('\u{2060}', "word joiner"),
+            ('\u{FEFF}', "byte-order mark"),
+            ('\u{2028}', "line separator"),
+            ('\u{2029}', "paragraph separator"),
+            ('\u{00AD}', "soft hyphen"),
+            ('\n', "line feed"),
+            ('\r', "carriage return"),
+            ('\t', "tab"),
+            ('\u{0085}', "next line"),
+            ('\u{001B}', "escape"),
+            ('\u{E000}', "private use"),
+        ];
+        for (c, what) in refused {
+            assert!(is_hidden_character(c), "{what} U+{:04X}", c as u32);
+            let mut errors = Vec::new();
+            text_field(&format!("Praxis{c}Dr. Muster"), "name", 200, &mut errors);
+            assert_eq!(
+                errors,
+                vec![FieldError {
+                    field: "name",
+                    code: "invalid_characters"
+                }],
+                "{what}"
+            );
+        }
+        for name in [
+            "Praxis Dr. Müller-Lüdenscheidt",
+            "Hausarztpraxis Am Markt (2. OG)",
+            "Zahnarzt & Ärztehaus \"Süd\"",
+            "Praxis Dr. Çelik, Şahin",
+            "Dr. Ñúñez / Dr. Øster",
+            "Gemeinschaftspraxis 3",
+            "Praxis\u{00A0}Nord",
+            "מרפאה",
+            "عيادة",
+            "Praxis am See \u{2695}\u{FE0F}",
+        ] {
+            let mut errors = Vec::new();
+            assert_eq!(text_field(name, "name", 200, &mut errors), name);
+            assert!(errors.is_empty(), "{name}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn text_field_reports_required_and_too_long() {
+        let mut errors = Vec::new();
+        assert_eq!(text_field("  x  ", "city", 1, &mut errors), "x");
+        text_field("   ", "name", 200, &mut errors);
+        text_field("abc", "city", 2, &mut errors);
+        assert_eq!(
+            errors,
+            vec![
+                FieldError {
+                    field: "name",
+                    code: "required"
+                },
+                FieldError {
+                    field: "city",
+                    code: "too_long"
+                }
             ]
         );
     }

@@ -42,6 +42,9 @@ pub enum Template<'a> {
         unsubscribe_url: &'a str,
         /// How long the link works; unconfirmed sign-ups are deleted after that.
         valid_hours: i64,
+        /// What is being confirmed: the postcode and radius given at sign-up.
+        postcode: &'a str,
+        radius_km: u16,
     },
     /// Someone signed up again with an address that is already confirmed: we say so to the
     /// address only, never to whoever filled the form.
@@ -245,14 +248,14 @@ pub fn render_account(lang: Lang, template: &AccountTemplate<'_>) -> MailContent
                 (
                     "Ihr Praxiskonto ist gesperrt",
                     format!(
-                        "Das Konto von {practice} wurde gesperrt; Sie können vorerst keine Dosen anbieten."
+                        "Das Konto von {practice} wurde gesperrt; Sie können vorerst keine Dosen anbieten. Ihre offenen Angebote sind beendet; wer einen Termin gebucht hatte, ist per E-Mail benachrichtigt."
                     ),
                 )
             } else {
                 (
                     "Your practice account is suspended",
                     format!(
-                        "The account of {practice} is suspended; you cannot offer doses for now."
+                        "The account of {practice} is suspended; you cannot offer doses for now. Your open offers have ended; everyone who had booked an appointment has been told by e-mail."
                     ),
                 )
             };
@@ -343,22 +346,12 @@ pub fn render_booking(lang: Lang, template: &BookingTemplate<'_>) -> MailContent
                     ),
                 )
             };
-            let note_line = if note.is_empty() {
-                String::new()
-            } else if de {
-                format!("Hinweis der Praxis: {note}")
-            } else {
-                format!("Note from the practice: {note}")
-            };
-            let mut paragraphs = vec![body.as_str(), details.as_str()];
-            if !note_line.is_empty() {
-                paragraphs.push(&note_line);
-            }
-            compose(
+            compose_with_note(
                 lang,
                 &subject,
-                &paragraphs,
+                &[&body, &details],
                 Some((button, offer_url)),
+                practice_note(lang, note),
                 &[&after],
                 Some((manage_url, unsubscribe_url)),
             )
@@ -399,22 +392,12 @@ pub fn render_booking(lang: Lang, template: &BookingTemplate<'_>) -> MailContent
                     "Cannot come after all? Please cancel, so the dose goes to the next person at once.",
                 )
             };
-            let note_line = if note.is_empty() {
-                String::new()
-            } else if de {
-                format!("Hinweis der Praxis: {note}")
-            } else {
-                format!("Note from the practice: {note}")
-            };
-            let mut paragraphs = vec![body.as_str(), details.as_str()];
-            if !note_line.is_empty() {
-                paragraphs.push(&note_line);
-            }
-            compose(
+            compose_with_note(
                 lang,
                 &subject,
-                &paragraphs,
+                &[&body, &details],
                 Some((button, booking_url)),
+                practice_note(lang, note),
                 &[after],
                 Some((manage_url, unsubscribe_url)),
             )
@@ -519,6 +502,8 @@ pub fn render(lang: Lang, template: &Template<'_>) -> MailContent {
             manage_url,
             unsubscribe_url,
             valid_hours,
+            postcode,
+            radius_km,
         } => {
             let (subject, intro, button, outro) = match lang {
                 Lang::De => (
@@ -537,10 +522,14 @@ pub fn render(lang: Lang, template: &Template<'_>) -> MailContent {
                 ),
             };
             let outro = outro.replace("{hours}", &valid_hours.to_string());
+            let given = match lang {
+                Lang::De => format!("Postleitzahl: {postcode}\nUmkreis: {radius_km} km"),
+                Lang::En => format!("Postcode: {postcode}\nRadius: {radius_km} km"),
+            };
             compose(
                 lang,
                 subject,
-                &[intro],
+                &[intro, &given],
                 Some((button, confirm_url)),
                 &[&outro],
                 Some((manage_url, unsubscribe_url)),
@@ -574,11 +563,47 @@ pub fn render(lang: Lang, template: &Template<'_>) -> MailContent {
     }
 }
 
+/// A practice's note with its label, or None when there is none.
+fn practice_note(lang: Lang, note: &str) -> Option<(&'static str, &str)> {
+    let note = note.trim();
+    if note.is_empty() {
+        return None;
+    }
+    let label = match lang {
+        Lang::De => "Hinweis der Praxis:",
+        Lang::En => "Note from the practice:",
+    };
+    Some((label, note))
+}
+
 fn compose(
     lang: Lang,
     subject: &str,
     paragraphs: &[&str],
     button: Option<(&str, &str)>,
+    after: &[&str],
+    registrant_links: Option<(&str, &str)>,
+) -> MailContent {
+    compose_with_note(
+        lang,
+        subject,
+        paragraphs,
+        button,
+        None,
+        after,
+        registrant_links,
+    )
+}
+
+/// `compose` with a practice's note (label, text) after the button: text the practice wrote
+/// comes below our own link, never above it, and is set apart — quoted (`> `) in the text
+/// part, a blockquote in the HTML part — with nothing in it made a link (see `unlinked`).
+fn compose_with_note(
+    lang: Lang,
+    subject: &str,
+    paragraphs: &[&str],
+    button: Option<(&str, &str)>,
+    note: Option<(&str, &str)>,
     after: &[&str],
     registrant_links: Option<(&str, &str)>,
 ) -> MailContent {
@@ -620,6 +645,26 @@ fn compose(
             escape(label)
         ));
     }
+    if let Some((label, note)) = note {
+        text.push_str(label);
+        text.push('\n');
+        for line in note.lines().map(str::trim_end) {
+            text.push('>');
+            if !line.is_empty() {
+                text.push(' ');
+                text.push_str(line);
+            }
+            text.push('\n');
+        }
+        text.push('\n');
+        let lines: Vec<String> = note.lines().map(|l| unlinked(l.trim_end())).collect();
+        html.push_str(&format!(
+            "<p>{}</p><blockquote style=\"margin:0 0 1em 0;padding:0 0 0 12px;border-left:4px solid #999;color:#333\">\
+             <p>{}</p></blockquote>",
+            escape(label),
+            lines.join("<br>")
+        ));
+    }
     for p in after {
         text.push_str(p);
         text.push_str("\n\n");
@@ -645,6 +690,24 @@ fn compose(
         unsubscribe_url,
         attachments: Vec::new(),
     }
+}
+
+/// Escapes text a practice wrote so that mail programs do not turn what looks like an address
+/// in it into a link: every `.`, `:`, `/` and `@` gets a zero-width word joiner (U+2060)
+/// after it, which breaks the patterns that auto-linking looks for and shows nothing. The
+/// text part stays as written (it is quoted, and its reader sees the link text in full).
+fn unlinked(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 2);
+    for c in s.chars() {
+        match c {
+            '.' | ':' | '/' | '@' => {
+                out.push(c);
+                out.push_str("&#8288;");
+            }
+            _ => out.push_str(&escape(c.encode_utf8(&mut [0; 4]))),
+        }
+    }
+    out
 }
 
 /// Minimal HTML escaping for text and attribute values.
@@ -677,6 +740,8 @@ mod tests {
                     manage_url: "https://r.example/manage/def",
                     unsubscribe_url: "https://r.example/unsubscribe/def",
                     valid_hours: 36,
+                    postcode: "10115",
+                    radius_km: 25,
                 },
             );
             for body in [&mail.text, &mail.html] {
@@ -722,6 +787,121 @@ mod tests {
             },
         );
         assert!(mail.html.contains("Praxis &lt;Dr. B&gt;"));
+    }
+
+    fn invitation(lang: Lang, note: &str) -> MailContent {
+        render_booking(
+            lang,
+            &BookingTemplate::Invitation {
+                practice: "Praxis Dr. A",
+                address: "Hauptstr. 1, 10115 Berlin",
+                distance_km: 3.0,
+                window: "04.05.2026 16:00–18:00",
+                vaccine: "Comirnaty",
+                note,
+                answer_by: "16:15",
+                offer_url: "https://r.example/offer/real",
+                last_call: false,
+                manage_url: "https://r.example/manage/m",
+                unsubscribe_url: "https://r.example/unsubscribe/m",
+            },
+        )
+    }
+
+    const FAKE_NOTE: &str =
+        "Neuer Termin-Link:\nhttps://evil.example/offer/claim\n\nBitte <b>pünktlich</b>.";
+
+    #[test]
+    fn practice_note_is_quoted_below_the_real_link_in_the_text_part() {
+        for (lang, label) in [
+            (Lang::De, "Hinweis der Praxis:"),
+            (Lang::En, "Note from the practice:"),
+        ] {
+            for mail in [
+                invitation(lang, FAKE_NOTE),
+                render_booking(
+                    lang,
+                    &BookingTemplate::Confirmed {
+                        code: "ABC123",
+                        practice: "Praxis Dr. A",
+                        address: "Hauptstr. 1",
+                        window: "heute",
+                        vaccine: "Comirnaty",
+                        note: FAKE_NOTE,
+                        booking_url: "https://r.example/offer/real",
+                        manage_url: "https://r.example/manage/m",
+                        unsubscribe_url: "https://r.example/unsubscribe/m",
+                    },
+                ),
+            ] {
+                let text = &mail.text;
+                let real = text.find("https://r.example/offer/real").unwrap();
+                let fake = text.find("evil.example").unwrap();
+                let label_at = text.find(label).unwrap();
+                assert!(real < label_at && label_at < fake, "{text}");
+                assert!(text.contains(&format!(
+                    "{label}\n> Neuer Termin-Link:\n> https://evil.example/offer/claim\n>\n> Bitte <b>pünktlich</b>.\n"
+                )));
+                // Every line of the note is quoted; none stands alone like our own link.
+                for line in text
+                    .lines()
+                    .filter(|l| l.contains("evil") || l.contains("pünktlich"))
+                {
+                    assert!(line.starts_with("> "), "unquoted note line: {line:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn practice_note_makes_no_link_in_the_html_part() {
+        let html = invitation(Lang::De, FAKE_NOTE).html;
+        assert!(!html.contains("https://evil.example"), "{html}");
+        assert!(!html.contains("evil.example/"), "{html}");
+        assert!(!html.contains("href=\"https://evil"));
+        assert_eq!(
+            html.matches("<a ").count(),
+            2,
+            "button and self-service link only"
+        );
+        let real = html.find("https://r.example/offer/real").unwrap();
+        let quote = html.find("<blockquote").unwrap();
+        assert!(real < quote && quote < html.find("evil").unwrap());
+        assert!(html.contains("&lt;b&gt;pünktlich&lt;/"));
+        assert!(!html.contains("<b>"));
+    }
+
+    #[test]
+    fn mails_without_a_note_have_no_note_block() {
+        let mail = invitation(Lang::De, "  ");
+        assert!(!mail.text.contains("Hinweis der Praxis"));
+        assert!(!mail.html.contains("<blockquote"));
+    }
+
+    #[test]
+    fn confirmation_shows_the_postcode_and_radius_being_confirmed() {
+        for (lang, words) in [
+            (Lang::De, ["Postleitzahl: 10115", "Umkreis: 25 km"]),
+            (Lang::En, ["Postcode: 10115", "Radius: 25 km"]),
+        ] {
+            let mail = render(
+                lang,
+                &Template::Confirmation {
+                    confirm_url: "https://r.example/confirm/abc",
+                    manage_url: "https://r.example/manage/def",
+                    unsubscribe_url: "https://r.example/unsubscribe/def",
+                    valid_hours: 36,
+                    postcode: "10115",
+                    radius_km: 25,
+                },
+            );
+            for word in words {
+                assert!(
+                    mail.text.contains(word) && mail.html.contains(word),
+                    "{word}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -76,6 +76,8 @@ impl MatcherStore for SqlStore<Db> {
                  SELECT id FROM offers \
                  WHERE status = 'open' AND ends_at > $1 \
                    AND (next_wave_at IS NULL OR next_wave_at <= $1) \
+                   AND EXISTS (SELECT 1 FROM practices p \
+                       WHERE p.account_id = offers.practice_id AND p.status = 'approved') \
                  ORDER BY next_wave_at NULLS FIRST, created_at, id \
                  LIMIT 1 {skip_locked}) \
              RETURNING {OFFER_COLUMNS}",

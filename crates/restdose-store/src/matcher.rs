@@ -284,9 +284,9 @@ pub struct BookingRecord {
 pub trait MatcherStore: Send + Sync {
     // --- waves -------------------------------------------------------------------------------
 
-    /// Takes one open offer whose next wave is due (`next_wave_at` NULL or ≤ now) and whose
-    /// window has not ended (`ends_at > now`), oldest due first, and sets its `next_wave_at`
-    /// to `lease_until` so no other worker takes it meanwhile.
+    /// Takes one open offer whose next wave is due (`next_wave_at` NULL or ≤ now), whose
+    /// window has not ended (`ends_at > now`) and whose practice is approved, oldest due first,
+    /// and sets its `next_wave_at` to `lease_until` so no other worker takes it meanwhile.
     async fn lease_due_offer(
         &self,
         now: DateTime<Utc>,
@@ -355,7 +355,8 @@ pub trait MatcherStore: Send + Sync {
     /// other open invitations become `Withdrawn` and their people's throttle is lifted
     /// (`last_invited_at` cleared), in the same transaction. A withdrawn invitation answers
     /// `AllTaken` while its offer runs (and becomes `Missed`: the person wanted the dose),
-    /// `Expired` after.
+    /// `Expired` after. An offer runs while it is open, before its end, and its practice is
+    /// approved: a claim on a suspended practice's offer is `Expired`.
     async fn claim(&self, claim: &NewClaim) -> StoreResult<ClaimOutcome>;
 
     /// The cheap answer to a claim on a full offer: when the invitation is open or withdrawn

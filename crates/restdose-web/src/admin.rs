@@ -1,4 +1,5 @@
-//! Admin pages: the list of practices and the approve / reject / suspend decisions. Admins log in
+//! Admin pages: the list of practices with their open offers, the approve / reject / suspend
+//! decisions, and closing a single offer. Admins log in
 //! through the portal's login page. Who may decide is the use case's business: this file only
 //! checks that a session exists and that the form carries its CSRF token.
 
@@ -6,7 +7,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use restdose_core::{Decision, ServiceError};
-use restdose_store::{Practice, PracticeStatus};
+use restdose_store::{Offer, Practice, PracticeStatus};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -19,7 +20,8 @@ use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin", web::get().to(practices_page))
-        .route("/admin/practices/{id}/{decision}", web::post().to(decide));
+        .route("/admin/practices/{id}/{decision}", web::post().to(decide))
+        .route("/admin/offers/{id}/close", web::post().to(close_offer));
 }
 
 /// One practice as the table shows it.
@@ -39,6 +41,16 @@ struct Row {
     can_approve: bool,
     can_reject: bool,
     can_suspend: bool,
+    /// Open offers (approved and suspended practices only: others cannot have any).
+    offers: Vec<OfferRow>,
+}
+
+/// An open offer of a practice, with the admin's "close" button.
+struct OfferRow {
+    id: String,
+    vaccine: String,
+    doses: i32,
+    window: String,
 }
 
 struct FilterLink {
@@ -114,7 +126,7 @@ fn rank(status: PracticeStatus) -> u8 {
     }
 }
 
-fn row(state: &AppState, p: Practice) -> Row {
+fn row(state: &AppState, p: Practice, offers: Vec<Offer>) -> Row {
     // Only the decisions that change something are offered; approval needs a verified address
     // (the use case refuses it otherwise, and the page says why instead of offering it).
     let can_approve = p.status != PracticeStatus::Approved && p.email_verified;
@@ -133,6 +145,15 @@ fn row(state: &AppState, p: Practice) -> Row {
         can_approve,
         can_reject,
         can_suspend,
+        offers: offers
+            .into_iter()
+            .map(|o| OfferRow {
+                id: o.id.to_string(),
+                window: state.services.format_window(o.starts_at, o.ends_at),
+                vaccine: o.vaccine,
+                doses: o.doses,
+            })
+            .collect(),
         name: p.name,
         street: p.street,
         postcode: p.postcode.as_str().to_owned(),
@@ -212,8 +233,28 @@ pub async fn practices_page(
         Some("approved") => Some("admin.notice_approved"),
         Some("rejected") => Some("admin.notice_rejected"),
         Some("suspended") => Some("admin.notice_suspended"),
+        Some("offer_closed") => Some("admin.notice_offer_closed"),
         _ => None,
     };
+    let mut rows = Vec::with_capacity(practices.len());
+    for p in practices {
+        let offers = if matches!(
+            p.status,
+            PracticeStatus::Approved | PracticeStatus::Suspended
+        ) {
+            match state
+                .services
+                .open_offers_of_practice(&session.principal, p.id)
+                .await
+            {
+                Ok(offers) => offers,
+                Err(e) => return refused(&state, &lang, &e),
+            }
+        } else {
+            Vec::new()
+        };
+        rows.push(row(&state, p, offers));
+    }
     let body = PracticesPage {
         t: T::new(lang.lang),
         admin_email: &session.account.email,
@@ -228,7 +269,7 @@ pub async fn practices_page(
             })
             .collect(),
         notice,
-        rows: practices.into_iter().map(|p| row(&state, p)).collect(),
+        rows,
     }
     .render();
     page(&state, &lang, StatusCode::OK, body)
@@ -271,15 +312,69 @@ pub async fn decide(
         .decide_practice(&session.principal, id, decision)
         .await
     {
-        Ok(practice) => {
-            let notice = practice.status.as_str();
-            let location = match PracticeStatus::parse(&filter) {
-                Some(f) => format!("/admin?status={}&notice={notice}", f.as_str()),
-                None => format!("/admin?notice={notice}"),
-            };
-            HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, location))
-                .finish()
+        Ok(practice) => back_to_list(&filter, practice.status.as_str()),
+        Err(e) => refused(&state, &lang, &e),
+    }
+}
+
+/// Back to the list the admin came from, with a notice.
+fn back_to_list(filter: &str, notice: &str) -> HttpResponse {
+    let location = match PracticeStatus::parse(filter) {
+        Some(f) => format!("/admin?status={}&notice={notice}", f.as_str()),
+        None => format!("/admin?notice={notice}"),
+    };
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+/// Closes one offer for good (a POST with the session's CSRF token): no more invitations or
+/// bookings, and everyone who booked is told, as when the practice cancels it.
+pub async fn close_offer(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: Option<web::Form<DecisionForm>>,
+) -> HttpResponse {
+    let lang = request_lang(&req);
+    let session = match current_session(&state, &req).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return refused(&state, &lang, &ServiceError::Unauthenticated),
+        Err(e) => return refused(&state, &lang, &e),
+    };
+    let (csrf, filter) = form.map_or_else(Default::default, |f| {
+        let f = f.into_inner();
+        (f.csrf, f.filter)
+    });
+    if !csrf_ok(&session, &csrf) {
+        return message(
+            &state,
+            &lang,
+            status_of(&ServiceError::Forbidden),
+            "admin.forbidden_title",
+            "admin.csrf_body",
+            Some(("/admin".to_owned(), "admin.back")),
+        );
+    }
+    let Ok(id) = Uuid::parse_str(&path) else {
+        return refused(&state, &lang, &ServiceError::NotFound);
+    };
+    match state
+        .services
+        .close_offer_as_admin(&session.principal, id)
+        .await
+    {
+        Ok(_) => back_to_list(&filter, "offer_closed"),
+        Err(e @ ServiceError::Conflict(_)) => {
+            log_failure(&e);
+            message(
+                &state,
+                &lang,
+                status_of(&e),
+                "admin.conflict_title",
+                "admin.offer_not_open_body",
+                Some(("/admin".to_owned(), "admin.back")),
+            )
         }
         Err(e) => refused(&state, &lang, &e),
     }

@@ -77,6 +77,12 @@ static MESSAGES: &[(&str, &str, &str)] = &[
         "One more click: confirm that you want offers of spare doses by e-mail.",
     ),
     (
+        "confirm.settings",
+        "Sie bestätigen diese Angaben; ändern können Sie sie danach über Ihren persönlichen Link.",
+        "You confirm these details; you can change them afterwards through your personal link.",
+    ),
+    ("confirm.radius", "Umkreis", "Radius"),
+    (
         "confirm.submit",
         "Ja, ich möchte auf die Warteliste",
         "Yes, put me on the waiting list",

@@ -55,9 +55,30 @@ pub static MESSAGES: &[(&str, &str, &str)] = &[
         "The practice is rejected and has been told by e-mail.",
     ),
     (
+        "admin.open_offers",
+        "Offene Angebote (Zeitfenster · Impfstoff · Dosen):",
+        "Open offers (window · vaccine · doses):",
+    ),
+    ("admin.close_offer", "Angebot beenden", "Close offer"),
+    (
+        "admin.close_help",
+        "Sperren beendet alle offenen Angebote der Praxis. Ein beendetes Angebot lädt niemanden mehr ein und nimmt keine Buchungen mehr an; wer gebucht hat, wird per E-Mail benachrichtigt, dass der Termin entfällt.",
+        "Suspending ends all open offers of the practice. An offer that is closed invites nobody any more and takes no more bookings; everyone who booked is told by e-mail that the appointment is off.",
+    ),
+    (
+        "admin.notice_offer_closed",
+        "Das Angebot ist beendet; wer gebucht hatte, wird per E-Mail benachrichtigt.",
+        "The offer is closed; everyone who had booked is being told by e-mail.",
+    ),
+    (
+        "admin.offer_not_open_body",
+        "Das Angebot konnte nicht beendet werden: Es ist nicht mehr offen, oder eben kamen Buchungen herein. Laden Sie die Liste neu und versuchen Sie es bei Bedarf noch einmal.",
+        "The offer could not be closed: it is no longer open, or bookings were just coming in. Reload the list and try again if needed.",
+    ),
+    (
         "admin.notice_suspended",
-        "Die Praxis ist gesperrt und wurde per E-Mail benachrichtigt.",
-        "The practice is suspended and has been told by e-mail.",
+        "Die Praxis ist gesperrt und wurde per E-Mail benachrichtigt. Ihre offenen Angebote sind beendet, wer gebucht hatte, wird benachrichtigt.",
+        "The practice is suspended and has been told by e-mail. Its open offers are closed; everyone who had booked is being told.",
     ),
     (
         "admin.login_title",
@@ -90,8 +111,8 @@ pub static MESSAGES: &[(&str, &str, &str)] = &[
     ("admin.not_found_title", "Nicht gefunden", "Not found"),
     (
         "admin.not_found_body",
-        "Diese Praxis oder Entscheidung gibt es nicht.",
-        "There is no such practice or decision.",
+        "Diese Praxis, Entscheidung oder dieses Angebot gibt es nicht.",
+        "There is no such practice, decision or offer.",
     ),
     (
         "admin.conflict_title",

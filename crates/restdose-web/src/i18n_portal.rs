@@ -287,8 +287,13 @@ pub static MESSAGES: &[(&str, &str, &str)] = &[
     ),
     (
         "field.too_long",
-        "Die Eingabe ist zu lang oder enthält Steuerzeichen.",
-        "This is too long or contains control characters.",
+        "Die Eingabe ist zu lang.",
+        "This is too long.",
+    ),
+    (
+        "field.invalid_characters",
+        "Die Eingabe enthält unsichtbare oder steuernde Zeichen (z. B. Textrichtungs-, Null-Breiten- oder Zeilentrennzeichen). Bitte tippen Sie sie neu, statt sie einzufügen.",
+        "This contains invisible or control characters (such as text-direction, zero-width or line-separator characters). Please type it rather than pasting it.",
     ),
     (
         "field.invalid_phone",
@@ -357,7 +362,7 @@ pub static MESSAGES: &[(&str, &str, &str)] = &[
     ),
     (
         "field.invalid_note",
-        "Der Hinweis enthält unerlaubte Steuerzeichen.",
-        "The note contains control characters that are not allowed.",
+        "Der Hinweis enthält unsichtbare oder steuernde Zeichen, die nicht erlaubt sind (Zeilenumbrüche sind erlaubt).",
+        "The note contains invisible or control characters that are not allowed (line breaks are fine).",
     ),
 ];

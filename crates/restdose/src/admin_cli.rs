@@ -35,6 +35,13 @@ pub enum AdminAction {
         #[command(subcommand)]
         action: PracticesAction,
     },
+    /// Close one open offer for good: no more invitations or bookings, and everyone who booked
+    /// is told by e-mail that the appointment is off (as when the practice cancels it).
+    CloseOffer {
+        /// The offer id (shown in the admin page and the practice's portal).
+        #[arg(value_parser = parse_offer_id)]
+        id: Uuid,
+    },
 }
 
 #[derive(Subcommand)]
@@ -51,13 +58,15 @@ pub enum PracticesAction {
         #[arg(value_parser = parse_id)]
         id: Uuid,
     },
-    /// Reject a practice and tell it by e-mail.
+    /// Reject a practice and tell it by e-mail (open offers of its own are closed as on
+    /// suspension).
     Reject {
         /// The practice id, as shown by `restdose admin practices list`.
         #[arg(value_parser = parse_id)]
         id: Uuid,
     },
-    /// Suspend a practice (it can no longer offer doses) and tell it by e-mail.
+    /// Suspend a practice (it can no longer offer doses) and tell it by e-mail; its open offers
+    /// are closed and everyone who booked is told.
     Suspend {
         /// The practice id, as shown by `restdose admin practices list`.
         #[arg(value_parser = parse_id)]
@@ -88,6 +97,10 @@ fn parse_id(s: &str) -> Result<Uuid, String> {
     Uuid::parse_str(s.trim()).map_err(|_| {
         "not a practice id: expected a UUID as shown by `restdose admin practices list`".to_owned()
     })
+}
+
+fn parse_offer_id(s: &str) -> Result<Uuid, String> {
+    Uuid::parse_str(s.trim()).map_err(|_| "not an offer id: expected a UUID".to_owned())
 }
 
 /// The password for `create-admin`: the environment variable, else the first line of standard
@@ -124,7 +137,7 @@ pub fn read_password() -> anyhow::Result<String> {
 pub async fn run(config: &Config, action: AdminAction) -> anyhow::Result<()> {
     let password = match action {
         AdminAction::CreateAdmin { .. } => Some(read_password()?),
-        AdminAction::Practices { .. } => None,
+        AdminAction::Practices { .. } | AdminAction::CloseOffer { .. } => None,
     };
     let services = restdose::build_services(config, Arc::new(SystemClock)).await?;
     let services = &services;
@@ -162,7 +175,27 @@ pub async fn run(config: &Config, action: AdminAction) -> anyhow::Result<()> {
         AdminAction::Practices {
             action: PracticesAction::Suspend { id },
         } => decide(services, id, Decision::Suspend).await,
+        AdminAction::CloseOffer { id } => close_offer(services, id).await,
     }
+}
+
+async fn close_offer(services: &Services, id: Uuid) -> anyhow::Result<()> {
+    let told = services
+        .close_offer_as_operator(id)
+        .await
+        .map_err(|e| match e {
+            ServiceError::NotFound => anyhow!("no offer with id {id}"),
+            ServiceError::Conflict(why) => anyhow!("cannot close offer {id}: {why}"),
+            other => anyhow::Error::new(other).context("closing the offer failed"),
+        })?;
+    let delivered = services.deliver_outbox_once().await?;
+    let queued = if delivered.failed == 0 {
+        "sent or queued for the delivery worker"
+    } else {
+        "queued; delivery failed just now and the worker retries"
+    };
+    println!("offer {id} is closed; {told} people who had booked are told (mails {queued})");
+    Ok(())
 }
 
 async fn decide(services: &Services, id: Uuid, decision: Decision) -> anyhow::Result<()> {
@@ -192,6 +225,11 @@ async fn decide(services: &Services, id: Uuid, decision: Decision) -> anyhow::Re
         practice.status.as_str(),
         practice.email
     );
+    if decision != Decision::Approve {
+        println!(
+            "its open offers are closed; everyone who had booked is told by e-mail (same queue)"
+        );
+    }
     Ok(())
 }
 
@@ -233,6 +271,20 @@ fn field_error(e: &FieldError) -> String {
 }
 
 /// A plain-text table with columns padded to their widest cell.
+/// A stored text as one visible table cell: characters that would hide, reorder or break it
+/// (stored before names refused them) are shown as escapes such as `\u{202e}`.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if restdose_core::is_hidden_character(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn table(practices: &[Practice]) -> String {
     if practices.is_empty() {
         return "no practices\n".to_owned();
@@ -254,10 +306,10 @@ fn table(practices: &[Practice]) -> String {
                 p.id.to_string(),
                 p.status.as_str().to_owned(),
                 if p.email_verified { "yes" } else { "no" }.to_owned(),
-                p.name.clone(),
+                printable(&p.name),
                 p.postcode.as_str().to_owned(),
-                p.city.clone(),
-                p.email.clone(),
+                printable(&p.city),
+                printable(&p.email),
             ]
         })
         .collect();
@@ -293,6 +345,16 @@ mod tests {
                 .contains("practices list")
         );
         assert!(parse_id("67e55044-10b1-426f-9247-bb680e5fe0c8").is_ok());
+    }
+
+    #[test]
+    fn hidden_characters_in_stored_names_cannot_break_or_reorder_a_table_line() {
+        assert_eq!(printable("Praxis Süd"), "Praxis Süd");
+        assert_eq!(
+            printable("Praxis \u{202E}dnaL\u{2028}X\u{200B}"),
+            "Praxis \\u{202e}dnaL\\u{2028}X\\u{200b}"
+        );
+        assert_eq!(printable("a\nb\u{1b}[31m"), "a\\u{a}b\\u{1b}[31m");
     }
 
     #[test]

@@ -208,6 +208,7 @@ fn every_admin_command_has_help() {
         &["admin", "practices", "approve", "--help"],
         &["admin", "practices", "reject", "--help"],
         &["admin", "practices", "suspend", "--help"],
+        &["admin", "close-offer", "--help"],
     ] {
         let out = restdose(dir.path()).args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
@@ -356,4 +357,120 @@ async fn practices_are_listed_and_decided_and_unverified_ones_cannot_be_approved
         assert!(stdout(&out).contains(status), "{}", stdout(&out));
     }
     assert_eq!(outbox(dir.path()).len(), mails.len() + 3);
+}
+
+/// `admin close-offer` closes one offer; `admin practices suspend` closes every open offer of
+/// the practice (the people who booked are told: see the web tests, same use case).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_offer_and_suspend_end_open_offers() {
+    use restdose_core::offers::{NumberInput, OfferInput, TimeInput};
+    use restdose_core::{Decision, Principal, RadiusInput};
+    use restdose_store::{OfferStatus, PracticeStatus};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = restdose::Config {
+        data_dir: dir.path().join("data"),
+        ..restdose::Config::default()
+    };
+    let services = restdose::build_services(&config, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let input = PracticeSignUp {
+        name: "Praxis am Deich".to_owned(),
+        street: "Deichstraße 1".to_owned(),
+        postcode: "10115".to_owned(),
+        city: "Berlin".to_owned(),
+        phone: "030 1111111".to_owned(),
+        email: "deich@example.de".to_owned(),
+        password: "practice-passphrase-42".to_owned(),
+    };
+    services.sign_up_practice(&input, Lang::De).await.unwrap();
+    services.deliver_outbox_once().await.unwrap();
+    let mail = outbox(dir.path())
+        .into_iter()
+        .find(|m| m.contains("/portal/verify/"))
+        .expect("verification mail");
+    let start = mail.find("/portal/verify/").unwrap() + "/portal/verify/".len();
+    let token: String = mail[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    services.verify_practice_email(&token).await.unwrap();
+    let id = services.store.practices(None).await.unwrap()[0].id;
+    services
+        .decide_practice_as_operator(id, Decision::Approve)
+        .await
+        .unwrap();
+    let principal = Principal::Practice {
+        id,
+        status: PracticeStatus::Approved,
+    };
+    let now = chrono::Utc::now();
+    let (starts, ends) = (
+        (now + chrono::Duration::hours(1)).to_rfc3339(),
+        (now + chrono::Duration::hours(3)).to_rfc3339(),
+    );
+    let vaccine = services.policy.vaccines[0].clone();
+    let offer_input = OfferInput {
+        vaccine: &vaccine,
+        doses: NumberInput::Number(2),
+        starts_at: TimeInput::Rfc3339(&starts),
+        ends_at: TimeInput::Rfc3339(&ends),
+        claim_minutes: NumberInput::Missing,
+        radius_km: RadiusInput::Missing,
+        note: "",
+    };
+    let closed = services.post_offer(&principal, &offer_input).await.unwrap();
+    let left_open = services.post_offer(&principal, &offer_input).await.unwrap();
+    let status = |offer: uuid::Uuid| {
+        let services = &services;
+        async move { services.store.offer(offer).await.unwrap().unwrap().status }
+    };
+
+    for (arg, message) in [
+        ("12345".to_owned(), "not an offer id".to_owned()),
+        (
+            "67e55044-10b1-426f-9247-bb680e5fe0c8".to_owned(),
+            "no offer with id 67e55044-10b1-426f-9247-bb680e5fe0c8".to_owned(),
+        ),
+    ] {
+        let out = restdose(dir.path())
+            .args(["admin", "close-offer", &arg])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(&message), "{}", stderr(&out));
+    }
+
+    let out = restdose(dir.path())
+        .args(["admin", "close-offer", &closed.id.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("is closed; 0 people"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(status(closed.id).await, OfferStatus::Cancelled);
+    assert_eq!(status(left_open.id).await, OfferStatus::Open);
+
+    let out = restdose(dir.path())
+        .args(["admin", "close-offer", &closed.id.to_string()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not open"), "{}", stderr(&out));
+
+    let out = restdose(dir.path())
+        .args(["admin", "practices", "suspend", &id.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("open offers are closed"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(status(left_open.id).await, OfferStatus::Cancelled);
 }

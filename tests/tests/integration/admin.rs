@@ -20,6 +20,9 @@ on_both_backends!(
     unknown_practices_and_decisions_are_404,
     approving_a_practice_before_it_verified_its_address_is_409_and_sends_nothing,
     a_practice_that_signed_up_in_english_is_written_to_in_english,
+    suspending_a_practice_closes_its_open_offers_and_tells_everyone_who_booked,
+    an_admin_closes_a_single_offer_with_the_session_token_and_bookers_are_told,
+    practice_names_with_hidden_characters_are_refused_in_both_languages,
 );
 
 const ADMIN_PASSWORD: &str = "admin-passphrase-42";
@@ -642,5 +645,200 @@ async fn a_practice_that_signed_up_in_english_is_written_to_in_english(backend: 
         .pop()
         .unwrap();
     assert_eq!(mail.subject(), "Your practice account is suspended");
+    app.stop().await;
+}
+
+/// Item 6 of #17: a suspended practice's open offer took bookings and nobody could close it.
+async fn suspending_a_practice_closes_its_open_offers_and_tells_everyone_who_booked(
+    backend: Backend,
+) {
+    use restdose_store::{BookingStatus, OfferStatus};
+    use restdose_tests::portal as p;
+    let app = TestApp::spawn(backend).await;
+    let practice = p::approved_practice(&app, "suspended-offers").await;
+    let booked = p::post_offer(&app, &practice.browser).await;
+    let unbooked = p::post_offer(&app, &practice.browser).await;
+    let person = unique_email("holder");
+    let manage = app.sign_up_confirmed(&person, "10115").await;
+    let code = p::book(&app, booked, Some(p::registrant_id(&app, &manage).await)).await;
+    let before = app.smtp.count_for(&person);
+
+    // The admin sees the practice's open offers where they decide.
+    let admin = p::admin(&app).await;
+    let (_, list) = admin.page("/admin").await;
+    for offer in [booked, unbooked] {
+        assert!(list.contains(&format!("id=\"offer-{offer}\"")), "{list}");
+        assert!(list.contains(&format!("action=\"/admin/offers/{offer}/close\"")));
+    }
+
+    let response = admin
+        .submit(
+            "/admin",
+            &format!("/admin/practices/{}/suspend", practice.id),
+            &[("filter", "")],
+        )
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(p::location(&response), "/admin?notice=suspended");
+
+    // Both offers take no more bookings; the booking is cancelled and its holder told.
+    for offer in [booked, unbooked] {
+        let stored = app.services.store.offer(offer).await.unwrap().unwrap();
+        assert_eq!(stored.status, OfferStatus::Cancelled, "offer {offer}");
+    }
+    let bookings = app.services.store.bookings_of(booked).await.unwrap();
+    assert_eq!(bookings.len(), 1);
+    assert_eq!(bookings[0].code, code.as_str());
+    assert_eq!(bookings[0].status, BookingStatus::Cancelled);
+    let mail = app.smtp.wait_for(&person, before + 1).await.pop().unwrap();
+    assert!(mail.subject().contains("Abgesagt"), "{}", mail.subject());
+    assert!(mail.text().contains("04.05.2026 16:00–18:00"));
+    let told = app
+        .smtp
+        .wait_for_matching(&practice.email, |m| m.subject().contains("gesperrt"))
+        .await;
+    assert!(told.text().contains("offenen Angebote sind beendet"));
+
+    // Nothing is left to close, and the list shows no offers any more.
+    let (_, list) = admin.page("/admin").await;
+    assert!(!list.contains(&format!("id=\"offer-{booked}\"")));
+    let response = admin
+        .submit("/admin", &format!("/admin/offers/{unbooked}/close"), &[])
+        .await;
+    assert_eq!(response.status(), 409);
+    assert_eq!(app.smtp.count_for(&person), before + 1, "told once");
+    app.stop().await;
+}
+
+async fn an_admin_closes_a_single_offer_with_the_session_token_and_bookers_are_told(
+    backend: Backend,
+) {
+    use restdose_store::{BookingStatus, OfferStatus};
+    use restdose_tests::portal as p;
+    let app = TestApp::spawn(backend).await;
+    let practice = p::approved_practice(&app, "closed-by-admin").await;
+    let closing = p::post_offer(&app, &practice.browser).await;
+    let other = p::post_offer(&app, &practice.browser).await;
+    let person = unique_email("holder");
+    let manage = app.sign_up_confirmed(&person, "10115").await;
+    p::book(&app, closing, Some(p::registrant_id(&app, &manage).await)).await;
+    let before = app.smtp.count_for(&person);
+    let admin = p::admin(&app).await;
+    let action = format!("/admin/offers/{closing}/close");
+    let status = |id| {
+        let app = &app;
+        async move { app.services.store.offer(id).await.unwrap().unwrap().status }
+    };
+
+    // Without the session's token, or as the practice itself: refused, nothing changes.
+    assert_eq!(admin.post(&action, &[]).await.status(), 403);
+    assert_eq!(
+        admin.post(&action, &[("csrf", "forged")]).await.status(),
+        403
+    );
+    let response = practice.browser.submit("/portal", &action, &[]).await;
+    assert_eq!(response.status(), 403);
+    let anonymous = p::Browser::new(&app);
+    assert_eq!(anonymous.post(&action, &[]).await.status(), 401);
+    assert_eq!(status(closing).await, OfferStatus::Open);
+
+    let response = admin
+        .submit("/admin", &action, &[("filter", "approved")])
+        .await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        p::location(&response),
+        "/admin?status=approved&notice=offer_closed"
+    );
+    assert_eq!(status(closing).await, OfferStatus::Cancelled);
+    assert_eq!(status(other).await, OfferStatus::Open, "only that offer");
+    let bookings = app.services.store.bookings_of(closing).await.unwrap();
+    assert_eq!(bookings[0].status, BookingStatus::Cancelled);
+    let mail = app.smtp.wait_for(&person, before + 1).await.pop().unwrap();
+    assert!(mail.subject().contains("Abgesagt"), "{}", mail.subject());
+    let (_, list) = admin.page("/admin?notice=offer_closed").await;
+    assert!(list.contains("Das Angebot ist beendet"));
+    assert!(!list.contains(&format!("id=\"offer-{closing}\"")));
+    assert!(list.contains(&format!("id=\"offer-{other}\"")));
+    assert_eq!(
+        status_of(&app, &practice_record(&app, practice.id).await).await,
+        PracticeStatus::Approved
+    );
+
+    // Again: not open any more. Unknown offers are 404.
+    assert_eq!(admin.submit("/admin", &action, &[]).await.status(), 409);
+    let unknown = format!("/admin/offers/{}/close", uuid::Uuid::new_v4());
+    assert_eq!(admin.submit("/admin", &unknown, &[]).await.status(), 404);
+    assert_eq!(app.smtp.count_for(&person), before + 1);
+    app.stop().await;
+}
+
+async fn practice_record(app: &TestApp, id: uuid::Uuid) -> Practice {
+    app.services.store.practice(id).await.unwrap().unwrap()
+}
+
+/// Item 6 of #17: bidi overrides, zero-width and line-separator characters in a practice's
+/// name spoofed the admin list and broke the command line's table.
+async fn practice_names_with_hidden_characters_are_refused_in_both_languages(backend: Backend) {
+    use restdose_tests::portal as p;
+    let app = TestApp::spawn(backend).await;
+    let spoofs = [
+        ("name", "Praxis Dr. \u{202E}nnamredoG"),
+        ("name", "Praxis\u{200B}Am Markt"),
+        ("name", "Praxis \u{2066}Nord\u{2069}"),
+        ("street", "Markt 3\u{2028}Hinterhaus"),
+        ("city", "Berlin\u{FEFF}"),
+        ("city", "Ber\u{200F}lin"),
+    ];
+    for (lang, message) in [
+        ("de", "unsichtbare oder steuernde Zeichen"),
+        ("en", "invisible or control characters"),
+    ] {
+        for (field, value) in spoofs {
+            let email = unique_email("spoof");
+            let mut fields = p::sign_up_fields(&email);
+            for (key, v) in &mut fields {
+                if *key == field {
+                    *v = value.to_owned();
+                }
+            }
+            let form: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let page = format!("/portal/signup?lang={lang}");
+            let response = p::Browser::new(&app).submit(&page, &page, &form).await;
+            assert_eq!(response.status(), 422, "{field} {value:?}");
+            let html = response.text().await.unwrap();
+            assert!(
+                html.contains(&format!("id=\"{field}-error\"")),
+                "{field}: {html}"
+            );
+            assert!(html.contains(message), "{lang} {field}");
+        }
+    }
+    assert_eq!(app.db.count("accounts").await, 0);
+
+    // The use case names the rule for the JSON error shape too.
+    let err = app
+        .services
+        .sign_up_practice(
+            &PracticeSignUp {
+                name: "Praxis \u{202E}tset".to_owned(),
+                street: "Markt 3".to_owned(),
+                postcode: "10115".to_owned(),
+                city: "Berlin".to_owned(),
+                phone: "030 1234567".to_owned(),
+                email: unique_email("spoof"),
+                password: PRACTICE_PASSWORD.to_owned(),
+            },
+            Lang::En,
+        )
+        .await
+        .unwrap_err();
+    match err {
+        restdose_core::ServiceError::Validation(errors) => {
+            let codes: Vec<_> = errors.iter().map(|e| (e.field, e.code)).collect();
+            assert_eq!(codes, vec![("name", "invalid_characters")]);
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
     app.stop().await;
 }

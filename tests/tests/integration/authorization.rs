@@ -811,9 +811,11 @@ async fn every_api_route_answers_every_bearer_token_as_designed(backend: Backend
     assert_eq!(store.offers_of(owner.id).await.unwrap().len(), 3);
     assert_eq!(store.offers_of(other.id).await.unwrap().len(), 1);
     assert_eq!(store.offers_of(suspended.id).await.unwrap().len(), 1);
+    // The suspension itself ended the suspended practice's offer; nothing it sent changed it
+    // since (it would say `closed`).
     assert_eq!(
         store.offer(suspended_offer).await.unwrap().unwrap().status,
-        OfferStatus::Open
+        OfferStatus::Cancelled
     );
     app.stop().await;
 }

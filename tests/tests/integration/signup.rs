@@ -13,6 +13,7 @@ on_both_backends!(
     bad_inputs_get_precise_errors_and_store_nothing,
     repeat_sign_up_looks_the_same_and_resends_at_most_every_ten_minutes,
     confirmed_person_signing_up_again_keeps_settings_and_gets_a_reminder,
+    pending_repeat_sign_up_never_changes_settings_and_confirms_what_was_first_given,
     database_dump_holds_no_plaintext_address,
     links_opened_with_get_never_change_state,
     self_service_changes_pauses_resumes_and_deletes,
@@ -557,7 +558,7 @@ async fn repeat_sign_up_looks_the_same_and_resends_at_most_every_ten_minutes(bac
     assert_eq!(app.smtp.count_for(&email), 1);
     assert_eq!(app.db.count("registrants").await, 1);
 
-    // After ten minutes a new confirmation goes out, reflecting the latest form.
+    // After ten minutes a new confirmation goes out, for what was first given.
     app.clock.advance(Duration::minutes(10));
     let response = app
         .post_json(
@@ -575,7 +576,7 @@ async fn repeat_sign_up_looks_the_same_and_resends_at_most_every_ten_minutes(bac
         .text()
         .await
         .unwrap();
-    assert!(page.contains("20095"));
+    assert!(page.contains("10115") && !page.contains("20095"));
     // Both confirmation links work until one is used.
     assert_eq!(
         app.client
@@ -616,6 +617,70 @@ async fn confirmed_person_signing_up_again_keeps_settings_and_gets_a_reminder(ba
     assert!(
         page.contains("10115") && page.contains("data-status=\"active\""),
         "a stranger cannot change settings"
+    );
+    app.stop().await;
+}
+
+/// Whoever fills the form need not own the address: a repeat sign-up of a person who has not
+/// confirmed yet changes nothing they gave, and the new mail and the confirm page show what the
+/// link confirms.
+async fn pending_repeat_sign_up_never_changes_settings_and_confirms_what_was_first_given(
+    backend: Backend,
+) {
+    let app = TestApp::spawn(backend).await;
+    let email = unique_email("pending-repeat");
+    let response = app
+        .post_json(
+            "/api/v1/registrations",
+            &json!({ "email": email, "postcode": "10115", "radius_km": 10 }),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let first = app.smtp.wait_for(&email, 1).await.pop().unwrap();
+    assert!(first.text().contains("10115") && first.text().contains("10 km"));
+
+    app.clock.advance(Duration::minutes(11));
+    let response = app
+        .post_json(
+            "/api/v1/registrations",
+            &json!({ "email": email, "postcode": "80331", "radius_km": 50 }),
+        )
+        .await;
+    assert_eq!(response.status(), 202);
+    let second = app.smtp.wait_for(&email, 2).await.pop().unwrap();
+
+    // The mail confirms what was first given.
+    assert!(second.text().contains("/confirm/"));
+    assert!(
+        second.text().contains("Postleitzahl: 10115") && second.text().contains("Umkreis: 10 km"),
+        "{}",
+        second.text()
+    );
+    assert!(!second.text().contains("80331") && !second.text().contains("50 km"));
+
+    // The page behind the link (before the POST) shows it too.
+    let confirm = second.link_path("/confirm/");
+    let page = app.get(&confirm).await.text().await.unwrap();
+    assert!(
+        page.contains("id=\"confirm-postcode\">10115<")
+            && page.contains("id=\"confirm-radius\">10 km<"),
+        "{page}"
+    );
+    assert!(!page.contains("80331"));
+
+    // And what is stored, and confirmed, is what was first given.
+    let response = app.client.post(app.url(&confirm)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let manage = app
+        .get(&second.link_path("/manage/"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        manage.contains("id=\"stored-postcode\">10115<")
+            && manage.contains("id=\"stored-radius\">10 km<"),
+        "{manage}"
     );
     app.stop().await;
 }

@@ -142,18 +142,22 @@ impl SqlStore<Db> {
         Self::reset_unanswered(conn, registrant_id).await
     }
 
-    /// Open and not over at `now`.
+    /// Open, not over at `now`, and of a practice that is approved (a suspended practice's
+    /// offer takes no bookings even if it was not closed yet).
     pub(super) async fn offer_is_running(
         conn: &mut <Db as sqlx::Database>::Connection,
         offer_id: Uuid,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let offer: Option<OfferStateRow> =
-            sqlx::query_as("SELECT status, ends_at FROM offers WHERE id = $1")
-                .bind(offer_id)
-                .fetch_optional(&mut *conn)
-                .await
-                .map_err(db_error)?;
+        let offer: Option<OfferStateRow> = sqlx::query_as(
+            "SELECT o.status, o.ends_at FROM offers o \
+             JOIN practices p ON p.account_id = o.practice_id AND p.status = 'approved' \
+             WHERE o.id = $1",
+        )
+        .bind(offer_id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
         Ok(offer.is_some_and(|o| o.status == "open" && o.ends_at.0 > now))
     }
 

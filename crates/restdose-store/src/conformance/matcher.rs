@@ -652,6 +652,16 @@ pub async fn due_offer_is_leased_to_one_worker_until_the_lease_ends(store: &dyn 
     let never = offer_at(store, 3, base - minutes(4)).await;
     store.reschedule_offer(never.id, None).await.unwrap();
     assert_eq!(progress(store, never.id).await.next_wave_at, None);
+    // Oldest and due, but its practice is suspended: never leased (nobody is invited to it).
+    let suspended = offer_at(store, 3, base - minutes(5)).await;
+    store
+        .set_practice_status(
+            suspended.practice_id,
+            crate::PracticeStatus::Suspended,
+            base,
+        )
+        .await
+        .unwrap();
 
     let lease = |now: DateTime<Utc>| async move {
         store
@@ -759,6 +769,31 @@ pub async fn claim_books_a_dose_once(store: &dyn MatcherCaseStore) {
 
     let unknown = new_claim(&invitation(p, 1.0, t2 + minutes(9)), t2);
     assert_eq!(claim(store, &unknown).await, ClaimOutcome::Unknown);
+}
+
+/// An offer whose practice is not approved (suspended while the offer was still open) takes no
+/// booking: the claim finds it over, and nothing is written.
+pub async fn claim_on_an_offer_of_a_suspended_practice_finds_it_expired(
+    store: &dyn MatcherCaseStore,
+) {
+    let offer = offer(store, 3).await;
+    let p = waiting(store).await;
+    let t1 = t0() + minutes(1);
+    let inv = invite(store, offer.id, &[p], t1).await.remove(0);
+    store
+        .set_practice_status(offer.practice_id, crate::PracticeStatus::Suspended, t1)
+        .await
+        .expect("set_practice_status failed");
+
+    let attempt = new_claim(&inv, t1 + minutes(2));
+    assert_eq!(claim(store, &attempt).await, ClaimOutcome::Expired);
+    assert_eq!(progress(store, offer.id).await.claimed, 0);
+    assert!(store.bookings_of(offer.id).await.unwrap().is_empty());
+    assert!(!is_stored(store, &attempt.confirmation).await);
+    assert_eq!(
+        invitation_of(store, &inv).await.status,
+        InvitationStatus::Open
+    );
 }
 
 pub async fn claims_beyond_the_doses_find_them_all_taken(store: &dyn MatcherCaseStore) {

@@ -31,6 +31,8 @@ struct SignupPage<'a> {
 struct ConfirmPage<'a> {
     t: T,
     token: &'a str,
+    postcode: &'a str,
+    radius_km: u16,
 }
 
 #[derive(Deserialize)]
@@ -128,10 +130,12 @@ pub async fn confirm_page(
 ) -> HttpResponse {
     let lang = request_lang(&req);
     match state.services.check_confirm_link(&token).await {
-        Ok(()) => {
+        Ok(view) => {
             let body = ConfirmPage {
                 t: T::new(lang.lang),
                 token: &token,
+                postcode: view.postcode.as_str(),
+                radius_km: view.radius.km(),
             }
             .render();
             page(&state, &lang, StatusCode::OK, body)
