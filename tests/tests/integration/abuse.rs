@@ -17,7 +17,7 @@ use restdose_tests::{Backend, TestApp, on_both_backends, unique_email};
 use std::collections::HashMap;
 use std::time::Duration;
 
-on_both_backends!(abuse_table);
+on_both_backends!(abuse_table, the_reproductions_of_issue_17_hold_no_more);
 
 // The limits the table is written for (set in `abuse_table`).
 const MAILS_PER_HOUR: usize = 3;
@@ -649,5 +649,103 @@ async fn abuse_table(backend: Backend) {
         failures.len(),
         failures.join("\n")
     );
+    app.stop().await;
+}
+
+/// Issue #17's reproductions, with the default limits: each sent as many mails (or got as
+/// many answers) as it asked for before the limits; now each stops at its limit.
+async fn the_reproductions_of_issue_17_hold_no_more(backend: Backend) {
+    let defaults = restdose::Config::default();
+    let hourly = usize::try_from(defaults.mails_per_address_per_hour).unwrap();
+    let per_client = usize::try_from(defaults.account_requests_per_ip_per_minute).unwrap();
+    let signups = usize::try_from(defaults.signup_rate_per_ip_per_minute).unwrap();
+    let app = TestApp::spawn_with(backend, |c| {
+        c.trusted_proxies = vec!["127.0.0.1".to_owned()];
+        c.mails_per_address_per_hour = defaults.mails_per_address_per_hour;
+        c.mails_per_address_per_day = defaults.mails_per_address_per_day;
+        c.account_requests_per_ip_per_minute = defaults.account_requests_per_ip_per_minute;
+        c.account_requests_per_ip_per_hour = defaults.account_requests_per_ip_per_hour;
+        c.signup_rate_per_ip_per_minute = defaults.signup_rate_per_ip_per_minute;
+    })
+    .await;
+    let mut row = 200;
+    let mut next_row = |app: &TestApp| {
+        app.clock.advance(chrono::Duration::minutes(61));
+        row += 1;
+        Clients {
+            row,
+            fresh: 0,
+            jars: HashMap::new(),
+        }
+    };
+    let send_all = async |clients: &mut Clients, req: Req, who: Who, times: usize, target: &str| {
+        let mut statuses = Vec::new();
+        for _ in 0..times {
+            let (ip, browser) = clients.get(&app, who);
+            statuses.push(send(&app, req, target, &ip, &browser).await);
+        }
+        statuses
+    };
+
+    // 40 forgot-password requests for one practice address from 40 clients sent 40 mails.
+    let mut clients = next_row(&app);
+    let practice = unique_email("issue17-forgot");
+    given(&app, VerifiedPractice, &practice).await;
+    let statuses = send_all(&mut clients, Req::Forgot, Fresh, 40, &practice).await;
+    assert_eq!(statuses, vec![200; 40]);
+    assert_eq!(settled_mails(&app, &practice, hourly).await, hourly);
+
+    // 200 from one client in half a second sent 200.
+    let mut clients = next_row(&app);
+    let practice = unique_email("issue17-one-client");
+    given(&app, VerifiedPractice, &practice).await;
+    let statuses = send_all(&mut clients, Req::Forgot, Client(1), 200, &practice).await;
+    assert_eq!(statuses[..per_client], vec![200; per_client]);
+    assert_eq!(statuses[per_client..], vec![429; 200 - per_client]);
+    assert_eq!(settled_mails(&app, &practice, hourly).await, hourly);
+
+    // Practice sign-up with a known address mailed each time, without any cap.
+    let mut clients = next_row(&app);
+    let practice = unique_email("issue17-known");
+    given(&app, VerifiedPractice, &practice).await;
+    let statuses = send_all(&mut clients, Req::PracticeSignUp, Fresh, 40, &practice).await;
+    assert_eq!(statuses, vec![200; 40]);
+    assert_eq!(settled_mails(&app, &practice, hourly).await, hourly);
+
+    // Login to an unverified account mailed each time too.
+    let mut clients = next_row(&app);
+    let practice = unique_email("issue17-unverified");
+    given(&app, UnverifiedPractice, &practice).await;
+    let statuses = send_all(&mut clients, RIGHT, Fresh, 40, &practice).await;
+    assert_eq!(statuses, vec![403; 40]);
+    assert_eq!(settled_mails(&app, &practice, hourly).await, hourly);
+
+    // 80 POSTs to /api/v1/%72egistrations from one client were all answered 202.
+    let mut clients = next_row(&app);
+    let encoded = Req::ApiSignUp {
+        path: "/api/v1/%72egistrations",
+        target: false,
+    };
+    let statuses = send_all(&mut clients, encoded, Client(1), 80, "").await;
+    assert_eq!(statuses[..signups], vec![202; signups]);
+    assert_eq!(statuses[signups..], vec![429; 80 - signups]);
+
+    // Five wrong passwords from five addresses, and the right one from a sixth got 429 — the
+    // admin's account included.
+    let mut clients = next_row(&app);
+    let admin = unique_email("issue17-admin");
+    app.services.create_admin(&admin, PASSWORD).await.unwrap();
+    let statuses = send_all(&mut clients, WRONG, Fresh, 5, &admin).await;
+    assert_eq!(statuses, vec![401; 5]);
+    let statuses = send_all(&mut clients, RIGHT, Fresh, 1, &admin).await;
+    assert_eq!(statuses, vec![303], "the admin logs in from a clean client");
+    // ...while the attack goes on: an attacking address is refused after its first failure
+    // (the account is locked for clients with failures), and the admin still logs in.
+    let statuses = send_all(&mut clients, WRONG, Client(1), 2, &admin).await;
+    assert_eq!(statuses, vec![401, 429]);
+    let statuses = send_all(&mut clients, WRONG, Fresh, 20, &admin).await;
+    assert_eq!(statuses, vec![401; 20], "each new address gets one guess");
+    let statuses = send_all(&mut clients, RIGHT, Fresh, 1, &admin).await;
+    assert_eq!(statuses, vec![303]);
     app.stop().await;
 }
