@@ -687,7 +687,13 @@ async fn two_web_processes_share_the_per_address_mail_limit() {
         vec![200; REQUESTS],
         "every request gets the same answer"
     );
-    // No workers run: every mail is still in the outbox.
+    // No workers run: every mail is still in the outbox. Reset links are queued just after the
+    // answer, so wait for the cap to fill, then a little longer for any mail beyond it.
+    let deadline = Instant::now() + WAIT;
+    while services.store.outbox_depth().await.unwrap().0 < CAP as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let queued = services.store.outbox_depth().await.unwrap().0;
     assert_eq!(queued, CAP as u64, "mails queued for the address");
 }
