@@ -556,6 +556,17 @@ async fn send(app: &TestApp, req: Req, target: &str, ip: &str, browser: &Browser
             response.headers().contains_key("retry-after"),
             "429 without Retry-After"
         );
+        let portal = matches!(
+            req,
+            Req::Forgot | Req::PracticeSignUp | Req::Login { .. } | Req::LoginElsewhere
+        );
+        let body = response.text().await.unwrap();
+        if portal {
+            assert!(
+                body.contains("Bitte warten Sie"),
+                "a 429 page asks to wait: {body}"
+            );
+        }
     }
     status
 }
