@@ -158,6 +158,12 @@ impl Admission {
     }
 }
 
+/// The path as the router matches it (percent-encoded letters decoded), not the raw one, so
+/// `/%70ortal/…` draws from the practice budget like `/portal/…`.
+fn routed_path(req: &ServiceRequest) -> &str {
+    req.match_info().as_str()
+}
+
 /// The middleware: a slot in the route's budget.
 pub(crate) async fn admit(
     req: ServiceRequest,
@@ -166,7 +172,7 @@ pub(crate) async fn admit(
     let Some(admission) = req.app_data::<web::Data<Admission>>().cloned() else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    let budget = Budget::of(req.path());
+    let budget = Budget::of(routed_path(&req));
     if budget == Budget::Ops {
         return Ok(next.call(req).await?.map_into_left_body());
     }

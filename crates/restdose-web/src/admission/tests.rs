@@ -149,3 +149,17 @@ fn routes_fall_into_their_budgets() {
         assert_eq!(Budget::of(path), budget, "{path}");
     }
 }
+
+#[test]
+fn budgets_follow_the_path_the_router_matches_not_the_raw_one() {
+    for (uri, budget) in [
+        ("/%70ortal/login", Budget::Practice),
+        ("/api/v1/%6Fffers", Budget::Practice),
+        ("/%61dmin", Budget::Admin),
+        ("/%68ealthz", Budget::Ops),
+        ("/api/v1/%72egistrations", Budget::Public),
+    ] {
+        let req = actix_web::test::TestRequest::with_uri(uri).to_srv_request();
+        assert_eq!(Budget::of(routed_path(&req)), budget, "{uri}");
+    }
+}
