@@ -23,6 +23,7 @@ on_both_backends!(abuse_table, the_reproductions_of_issue_17_hold_no_more);
 const MAILS_PER_HOUR: usize = 3;
 const MAILS_PER_DAY: usize = 5;
 const REQUESTS_PER_MINUTE: usize = 6;
+const REQUESTS_PER_HOUR: usize = 10;
 const SIGNUPS_PER_MINUTE: usize = 6;
 const LOGIN_FAILURES: usize = 3;
 const LOGIN_FAILURES_PER_IP: usize = 5;
@@ -166,6 +167,17 @@ fn rows() -> Vec<Row> {
                 step(Req::Forgot, Fresh, 5, 200),
             ],
             Some(MAILS_PER_DAY),
+        ),
+        row(
+            "forgot: one client is refused after its hourly cap, minute by minute",
+            Nothing,
+            vec![
+                step(Req::Forgot, Client(1), n, 200),
+                step(Req::ClockForward(1), Client(1), 1, 0),
+                step(Req::Forgot, Client(1), REQUESTS_PER_HOUR - n, 200),
+                step(Req::Forgot, Client(1), 1, 429),
+            ],
+            Some(0),
         ),
         // --- practice sign-up -----------------------------------------------------------------
         row(
@@ -616,7 +628,7 @@ async fn abuse_table(backend: Backend) {
         c.mails_per_address_per_hour = MAILS_PER_HOUR as i64;
         c.mails_per_address_per_day = MAILS_PER_DAY as i64;
         c.account_requests_per_ip_per_minute = REQUESTS_PER_MINUTE as i64;
-        c.account_requests_per_ip_per_hour = 1000;
+        c.account_requests_per_ip_per_hour = REQUESTS_PER_HOUR as i64;
         c.signup_rate_per_ip_per_minute = SIGNUPS_PER_MINUTE as i64;
         c.login_max_failures = LOGIN_FAILURES as i32;
         c.login_max_failures_per_ip = LOGIN_FAILURES_PER_IP as i32;
