@@ -11,6 +11,7 @@ use restdose_store::{
 };
 use uuid::Uuid;
 
+use crate::limits::Action;
 use crate::validation::text_field;
 use crate::{FieldError, ServiceError, Services, password};
 
@@ -72,6 +73,8 @@ pub struct SessionContext {
 pub struct Login {
     pub cookie: SecretToken,
     pub role: Role,
+    /// The device cookie for this account (secret; see `log_in`), set anew at every login.
+    pub device: String,
 }
 
 /// What a practice types to sign up.
@@ -110,6 +113,16 @@ impl Decision {
             Decision::Suspend => PracticeStatus::Suspended,
         }
     }
+}
+
+/// Throttle keys of one login attempt.
+struct LoginKeys {
+    /// This client's failures on this account: the device cookie's, else (account, IP).
+    own: String,
+    /// This IP's failures on any account (none for a device-cookie holder).
+    client: Option<String>,
+    /// The account's failures from any client.
+    account: String,
 }
 
 /// Throttle keys name an address without storing it.
@@ -179,13 +192,16 @@ impl Services {
     }
 
     /// A practice asks for an account. The answer is the same for a new and a known address;
-    /// the known address gets a mail saying so instead.
+    /// the known address gets a mail saying so instead. Limited per client (`Throttled`) and
+    /// per address (over its mail limit nothing is stored or sent; the answer is the same).
     #[tracing::instrument(skip_all)]
     pub async fn sign_up_practice(
         &self,
         input: &PracticeSignUp,
         lang: Lang,
+        client: Option<&str>,
     ) -> Result<(), ServiceError> {
+        self.limit_client(Action::PracticeSignUp, client).await?;
         let mut errors = Vec::new();
         let name = text_field(&input.name, "name", 200, &mut errors);
         let street = text_field(&input.street, "street", 200, &mut errors);
@@ -223,6 +239,9 @@ impl Services {
         let (Some(email), Some(postcode), true) = (email, postcode, errors.is_empty()) else {
             return Err(ServiceError::Validation(errors));
         };
+        if !self.mail_allowed(Action::PracticeSignUp, &email).await? {
+            return Ok(());
+        }
 
         let now = self.clock.now();
         let id = Uuid::new_v4();
@@ -306,36 +325,39 @@ impl Services {
     }
 
     /// Logs in. Unknown address and wrong password get the same answer and take the same time.
-    /// Failures are counted per account and per client address; after `login_max_failures` the
-    /// key is locked for a back-off that doubles with every further failure.
+    ///
+    /// Failures are counted per (account, client), per client and per account (keys hashed:
+    /// the throttle table holds no address). Each key locks for a back-off that starts at its
+    /// limit and doubles with every further failure. The account's lock stops only clients
+    /// that failed on this account themselves, so an attacker cannot lock the owner out: a
+    /// clean client, or one holding a device cookie from an earlier login to this account
+    /// (`device`; OWASP "device cookies"), is judged by its own failures alone.
     #[tracing::instrument(skip_all)]
     pub async fn log_in(
         &self,
         email: &str,
         password: &str,
         client_ip: Option<&str>,
+        device: Option<&str>,
     ) -> Result<Login, ServiceError> {
+        self.limit_client(Action::Login, client_ip).await?;
         let now = self.clock.now();
         let normalised = Email::parse(email)
             .map(|e| e.normalised())
             .unwrap_or_else(|_| email.trim().to_ascii_lowercase());
-        let mut keys = vec![format!("account:{}", sha256_hex(&normalised))];
-        if let Some(ip) = client_ip {
-            // Hashed like the address: the throttle table holds no client address.
-            keys.push(format!("ip:{}", sha256_hex(ip)));
+        let keys = self.login_keys(&normalised, client_ip, device);
+        let max = self.policy.login_max_failures;
+        let mut own = vec![(keys.own.as_str(), max)];
+        if let Some(client) = &keys.client {
+            own.push((client.as_str(), self.policy.login_max_failures_per_client));
         }
-        for key in &keys {
-            if let Some(until) = self
-                .store
-                .throttle_state(key)
-                .await?
-                .and_then(|state| state.locked_until)
-                .filter(|until| *until > now)
-            {
-                return Err(ServiceError::Throttled {
-                    retry_after_secs: (until - now).num_seconds().max(1),
-                });
-            }
+        let own_state = self.store.throttle_state(&keys.own).await?;
+        for (key, _) in &own {
+            self.refuse_if_locked(key, now).await?;
+        }
+        // The account's lock, only for clients with failures of their own on it.
+        if own_state.is_some_and(|state| state.failures > 0) {
+            self.refuse_if_locked(&keys.account, now).await?;
         }
         let account = self.store.account_by_email(&normalised).await?;
         let phc = account
@@ -343,33 +365,22 @@ impl Services {
             .map_or(password::DUMMY_HASH, |a| a.password_hash.as_str());
         let matches = password::verify(password, phc).await? && account.is_some();
         let Some(account) = account.filter(|_| matches) else {
-            for key in &keys {
-                self.count_failure(key, now).await?;
+            if keys.own != keys.account {
+                own.push((keys.account.as_str(), max));
+            }
+            for (key, max) in own {
+                self.count_failure(key, now, max).await?;
             }
             tracing::info!("login failed");
             return Err(ServiceError::Unauthenticated);
         };
-        self.store.clear_login_failures(&keys[0]).await?;
+        // The account's own failures are left to expire: clearing them would lift the lock
+        // for the attacker's clients too.
+        self.store.clear_login_failures(&keys.own).await?;
         if account.email_verified_at.is_none() {
-            let verify = SecretToken::generate()?;
-            self.store
-                .insert_account_token(&self.account_token(
-                    &verify,
-                    account.id,
-                    AccountTokenPurpose::VerifyEmail,
-                    now,
-                ))
-                .await?;
-            let content = render_account(
-                account.language,
-                &AccountTemplate::VerifyEmail {
-                    verify_url: &self
-                        .links
-                        .portal(&format!("/portal/verify/{}", verify.expose())),
-                    valid_hours: self.policy.verify_link_ttl.num_hours(),
-                },
-            );
-            self.mail_account(&account.email, content).await?;
+            if self.mail_allowed(Action::Login, &normalised).await? {
+                self.resend_verification(&account, now).await?;
+            }
             return Err(ServiceError::EmailNotVerified);
         }
         // A fresh session id at every login (no fixation).
@@ -388,10 +399,108 @@ impl Services {
         Ok(Login {
             cookie,
             role: account.role,
+            device: self.device_cookie(&normalised)?,
         })
     }
 
-    async fn count_failure(&self, key: &str, now: DateTime<Utc>) -> Result<(), ServiceError> {
+    async fn resend_verification(
+        &self,
+        account: &Account,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        let verify = SecretToken::generate()?;
+        self.store
+            .insert_account_token(&self.account_token(
+                &verify,
+                account.id,
+                AccountTokenPurpose::VerifyEmail,
+                now,
+            ))
+            .await?;
+        let content = render_account(
+            account.language,
+            &AccountTemplate::VerifyEmail {
+                verify_url: &self
+                    .links
+                    .portal(&format!("/portal/verify/{}", verify.expose())),
+                valid_hours: self.policy.verify_link_ttl.num_hours(),
+            },
+        );
+        self.mail_account(&account.email, content).await
+    }
+
+    /// A device cookie for an address: a random nonce and the keyed MAC of address and nonce
+    /// (nothing stored; only this service can make one).
+    fn device_cookie(&self, normalised: &str) -> Result<String, ServiceError> {
+        let nonce = SecretToken::generate()?;
+        let mac = self.device_mac(normalised, nonce.expose());
+        Ok(format!("{}.{mac}", nonce.expose()))
+    }
+
+    fn device_mac(&self, normalised: &str, nonce: &str) -> String {
+        self.keys
+            .blind_index(&format!("device:{normalised}:{nonce}"))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The throttle keys of a login attempt.
+    fn login_keys(
+        &self,
+        normalised: &str,
+        client_ip: Option<&str>,
+        device: Option<&str>,
+    ) -> LoginKeys {
+        let account = format!("account:{}", sha256_hex(normalised));
+        // A valid device cookie for this address stands for the client; compared as hashes so
+        // the comparison takes no time that depends on the secret.
+        let device = device.and_then(|cookie| {
+            let (nonce, mac) = cookie.split_once('.')?;
+            (sha256_hex(mac) == sha256_hex(&self.device_mac(normalised, nonce)))
+                .then(|| sha256_hex(cookie))
+        });
+        match (device, client_ip) {
+            (Some(device), _) => LoginKeys {
+                own: format!("device:{device}"),
+                client: None,
+                account,
+            },
+            (None, Some(ip)) => LoginKeys {
+                own: format!("pair:{}", sha256_hex(&format!("{normalised}\n{ip}"))),
+                client: Some(format!("ip:{}", sha256_hex(ip))),
+                account,
+            },
+            // Not over HTTP (no client): the account is all there is.
+            (None, None) => LoginKeys {
+                own: account.clone(),
+                client: None,
+                account,
+            },
+        }
+    }
+
+    async fn refuse_if_locked(&self, key: &str, now: DateTime<Utc>) -> Result<(), ServiceError> {
+        match self
+            .store
+            .throttle_state(key)
+            .await?
+            .and_then(|state| state.locked_until)
+            .filter(|until| *until > now)
+        {
+            Some(until) => Err(ServiceError::Throttled {
+                retry_after_secs: (until - now).num_seconds().max(1),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    async fn count_failure(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        max_failures: i32,
+    ) -> Result<(), ServiceError> {
         // Failures long ago do not count against today.
         let stale =
             self.store.throttle_state(key).await?.is_some_and(|state| {
@@ -401,7 +510,7 @@ impl Services {
             self.store.clear_login_failures(key).await?;
         }
         let state = self.store.record_login_failure(key, now).await?;
-        let over = state.failures - self.policy.login_max_failures;
+        let over = state.failures - max_failures;
         if over >= 0 {
             let factor = 1_i64 << over.clamp(0, 20);
             let lock =
@@ -459,19 +568,38 @@ impl Services {
     }
 
     /// Mails a one-time reset link if the address has an account; answers the same otherwise.
+    /// Limited per client (`Throttled`) and per address (over its mail limit: the same answer,
+    /// no mail), the address counted whether or not it has an account.
     pub async fn request_password_reset(
         &self,
         email: &str,
         lang: Lang,
+        client: Option<&str>,
     ) -> Result<(), ServiceError> {
+        self.limit_client(Action::PasswordReset, client).await?;
         let mut errors = Vec::new();
         let Some(email) = login_email(email, "email", &mut errors) else {
             return Err(ServiceError::Validation(errors));
         };
+        if !self.mail_allowed(Action::PasswordReset, &email).await? {
+            return Ok(());
+        }
         let Some(account) = self.store.account_by_email(&email).await? else {
             tracing::info!("password reset for an unknown address; nothing sent");
             return Ok(());
         };
+        // The link is written and queued after the answer, so a known address is not answered
+        // measurably later than an unknown one.
+        let services = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = services.send_reset_link(&account, lang).await {
+                tracing::error!(error = %e, account = %account.id, "could not queue a password reset link");
+            }
+        });
+        Ok(())
+    }
+
+    async fn send_reset_link(&self, account: &Account, lang: Lang) -> Result<(), ServiceError> {
         let now = self.clock.now();
         let token = SecretToken::generate()?;
         self.store
@@ -564,6 +692,7 @@ impl Services {
         Ok(Login {
             cookie,
             role: session.account.role,
+            device: self.device_cookie(&session.account.email)?,
         })
     }
 

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod api_tokens;
 mod error;
 pub mod lifecycle;
+pub mod limits;
 mod links;
 pub mod maintenance;
 pub mod matcher;
@@ -51,14 +52,19 @@ pub struct Policy {
     pub verify_link_ttl: Duration,
     /// How long a password-reset link works.
     pub reset_link_ttl: Duration,
-    /// Failed logins per account or client address before the back-off starts.
+    /// Failed logins per account (counted against clients with failures of their own) and
+    /// per (account, client) before the back-off starts.
     pub login_max_failures: i32,
+    /// Failed logins per client address, whatever the account, before its back-off starts.
+    pub login_max_failures_per_client: i32,
     /// First lock after `login_max_failures`; doubles with each further failure...
     pub login_base_lock: Duration,
     /// ...up to this.
     pub login_max_lock: Duration,
     /// Failures older than this are forgotten.
     pub login_failure_memory: Duration,
+    /// Requests per client and mails per address (`limits`).
+    pub limits: limits::RateLimits,
     /// The vaccines a practice can choose from.
     pub vaccines: Vec<String>,
     /// Practices type local times; they are read in this zone.
@@ -89,9 +95,11 @@ impl Default for Policy {
             verify_link_ttl: Duration::hours(48),
             reset_link_ttl: Duration::minutes(60),
             login_max_failures: 5,
+            login_max_failures_per_client: 20,
             login_base_lock: Duration::seconds(30),
             login_max_lock: Duration::hours(1),
             login_failure_memory: Duration::hours(1),
+            limits: limits::RateLimits::default(),
             vaccines: default_vaccines(),
             timezone: chrono_tz::Europe::Berlin,
         }

@@ -80,6 +80,10 @@ impl Services {
         self.store
             .purge_old_login_failures(now - self.policy.login_failure_memory)
             .await?;
+        // The longest abuse-limit window is a day; older windows count for nothing.
+        self.store
+            .purge_rate_counters(now - chrono::Duration::days(2))
+            .await?;
         report.inactive_warned = self.warn_inactive_paused(now).await?;
         report.inactive_deleted = self
             .store

@@ -9,6 +9,7 @@ use restdose_store::{
 };
 use uuid::Uuid;
 
+use crate::limits::Action;
 use crate::validation::{RadiusInput, validate_preferences};
 use crate::{ServiceError, Services, SignUpRequest};
 
@@ -37,9 +38,22 @@ pub struct ConfirmView {
 
 impl Services {
     /// Registers a person, or re-sends their link. The outcome is the same for new and known
-    /// addresses, so the answer never tells whether an address is registered.
+    /// addresses, so the answer never tells whether an address is registered. Limited per
+    /// client (`Throttled`) and per address: over the address's mail limit nothing is stored
+    /// or sent, and the answer is the same.
     #[tracing::instrument(skip_all)]
-    pub async fn sign_up(&self, request: SignUpRequest) -> Result<(), ServiceError> {
+    pub async fn sign_up(
+        &self,
+        request: SignUpRequest,
+        client: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        self.limit_client(Action::RegistrantSignUp, client).await?;
+        if !self
+            .mail_allowed(Action::RegistrantSignUp, &request.email.normalised())
+            .await?
+        {
+            return Ok(());
+        }
         let now = self.clock.now();
         let index = self.keys.blind_index(&request.email.normalised());
         // No look-up first: new addresses are the common case, and the unique blind index

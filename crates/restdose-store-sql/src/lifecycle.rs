@@ -330,6 +330,12 @@ impl LifecycleStore for SqlStore<Db> {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn purge_rate_counters(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.lifecycle_delete("DELETE FROM rate_counters WHERE window_start < $1", before)
+            .await
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn purge_old_login_failures(&self, before: DateTime<Utc>) -> StoreResult<u64> {
         self.lifecycle_delete(
             "DELETE FROM login_throttle \

@@ -526,6 +526,19 @@ impl PortalStore for SqlStore<Db> {
         Ok(())
     }
 
+    // --- abuse limits ------------------------------------------------------------------------
+
+    #[tracing::instrument(skip_all)]
+    async fn count_hit(&self, key: &[u8], window_start: DateTime<Utc>) -> StoreResult<i64> {
+        let hits: i32 = run!(query_scalar.fetch_one(&self.pool),
+            "INSERT INTO rate_counters (counter_key, window_start, hits) VALUES ($1, $2, 1) \
+             ON CONFLICT (counter_key, window_start) DO UPDATE \
+             SET hits = rate_counters.hits + 1 \
+             RETURNING hits";
+            key, Ts(window_start))?;
+        Ok(i64::from(hits))
+    }
+
     // --- API tokens --------------------------------------------------------------------------
 
     #[tracing::instrument(skip_all, fields(practice = %token.practice_id, token = %token.id))]

@@ -28,12 +28,14 @@ mod accounts;
 mod lifecycle;
 mod matcher;
 mod offers;
+mod rate_limits;
 mod statistics;
 
 pub use accounts::*;
 pub use lifecycle::*;
 pub use matcher::*;
 pub use offers::*;
+pub use rate_limits::*;
 pub use statistics::*;
 
 use crate::{

@@ -143,6 +143,9 @@ pub trait LifecycleStore: Send + Sync {
     /// locked at `before`; returns how many.
     async fn purge_old_login_failures(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
+    /// Deletes rate counters whose window started before `before`; returns how many.
+    async fn purge_rate_counters(&self, before: DateTime<Utc>) -> StoreResult<u64>;
+
     /// Paused people with `paused_at < paused_before` not warned yet, at most `limit`.
     async fn paused_to_warn(
         &self,

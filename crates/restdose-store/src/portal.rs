@@ -457,6 +457,13 @@ pub trait PortalStore: Send + Sync {
 
     async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
 
+    // --- abuse limits ------------------------------------------------------------------------
+
+    /// Counts one hit on the fixed-window counter `(key, window_start)` (creating it) and
+    /// returns its hits including this one. One atomic statement: concurrent hits from any
+    /// number of processes are all counted.
+    async fn count_hit(&self, key: &[u8], window_start: DateTime<Utc>) -> StoreResult<i64>;
+
     // --- API tokens --------------------------------------------------------------------------
 
     async fn insert_api_token(&self, token: &NewApiToken) -> StoreResult<()>;

@@ -12,6 +12,9 @@ use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "restdose_session";
 pub const CSRF_COOKIE: &str = "restdose_csrf";
+/// Proof of an earlier successful login to an account from this browser: the login throttle
+/// judges its holder by its own failures only (`Services::log_in`). Sent only to the login.
+pub const DEVICE_COOKIE: &str = "restdose_device";
 
 pub fn session_cookie(value: &str, secure: bool) -> Cookie<'static> {
     Cookie::build(SESSION_COOKIE, value.to_owned())
@@ -19,6 +22,17 @@ pub fn session_cookie(value: &str, secure: bool) -> Cookie<'static> {
         .http_only(true)
         .secure(secure)
         .same_site(SameSite::Strict)
+        .finish()
+}
+
+/// The device cookie, kept for 180 days.
+pub fn device_cookie(value: &str, secure: bool) -> Cookie<'static> {
+    Cookie::build(DEVICE_COOKIE, value.to_owned())
+        .path("/portal/login")
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::days(180))
         .finish()
 }
 

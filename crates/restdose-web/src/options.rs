@@ -30,8 +30,8 @@ impl Default for WebOptions {
     }
 }
 
-/// Limits of admission control (config keys `admission_*`, `signup_rate_per_ip_per_minute`,
-/// `signup_burst_per_ip`, `trusted_proxies`; see docs/configuration.md).
+/// Limits of admission control (config keys `admission_*`, `trusted_proxies`; see
+/// docs/configuration.md).
 #[derive(Debug, Clone)]
 pub struct AdmissionOptions {
     /// Requests in flight per budget.
@@ -45,10 +45,6 @@ pub struct AdmissionOptions {
     pub max_queued: usize,
     /// `Retry-After` on every 503 and on budget rejections, in seconds.
     pub retry_after_secs: u32,
-    /// Sign-up POSTs per client address and minute; 0 switches the limit off.
-    pub signup_rate_per_ip_per_minute: u32,
-    /// Sign-up POSTs a client address may send at once before the rate applies.
-    pub signup_burst_per_ip: u32,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
 }
@@ -65,8 +61,6 @@ impl Default for AdmissionOptions {
             queue_wait: Duration::from_millis(200),
             max_queued: 32,
             retry_after_secs: 2,
-            signup_rate_per_ip_per_minute: 60,
-            signup_burst_per_ip: 30,
             trusted_proxies: Vec::new(),
         }
     }

@@ -55,8 +55,18 @@ pub struct Config {
     pub session_max_hours: i64,
     pub verify_link_hours: i64,
     pub reset_link_minutes: i64,
-    /// Failed logins (per account and per client address) before the back-off starts.
+    /// Failed logins per account and per (account, client) before the back-off starts.
     pub login_max_failures: i32,
+    /// Failed logins per client address, whatever the account, before its back-off starts.
+    pub login_max_failures_per_ip: i32,
+    /// Mails to one address (sign-up links, reset links, verification links, reminders) per
+    /// clock hour and per UTC day, whoever asks; beyond it the answer is the same, no mail.
+    pub mails_per_address_per_hour: i64,
+    pub mails_per_address_per_day: i64,
+    /// Practice sign-ups, password resets and logins per client address, action and minute,
+    /// and per hour; beyond it 429.
+    pub account_requests_per_ip_per_minute: i64,
+    pub account_requests_per_ip_per_hour: i64,
     /// Overbooking of a new offer's first wave (people invited per dose), before answers teach
     /// the matcher better.
     pub matcher_initial_overbooking: f64,
@@ -104,9 +114,8 @@ pub struct Config {
     pub admission_max_queued: usize,
     /// `Retry-After` on 503 answers, in seconds.
     pub admission_retry_after_secs: u32,
-    /// Sign-up POSTs per client address and minute (0 = no limit), and the burst allowed at once.
-    pub signup_rate_per_ip_per_minute: u32,
-    pub signup_burst_per_ip: u32,
+    /// Registrant sign-ups (form and API) per client address and minute (0 = no limit).
+    pub signup_rate_per_ip_per_minute: i64,
     /// Reverse proxies (IPs or CIDRs) whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
 }
@@ -149,6 +158,11 @@ impl Default for Config {
             verify_link_hours: 48,
             reset_link_minutes: 60,
             login_max_failures: 5,
+            login_max_failures_per_ip: 20,
+            mails_per_address_per_hour: 5,
+            mails_per_address_per_day: 20,
+            account_requests_per_ip_per_minute: 10,
+            account_requests_per_ip_per_hour: 100,
             matcher_initial_overbooking: 2.0,
             matcher_throttle_minutes: 30,
             matcher_max_invitations_per_day: 10,
@@ -171,7 +185,6 @@ impl Default for Config {
             admission_max_queued: 32,
             admission_retry_after_secs: 2,
             signup_rate_per_ip_per_minute: 60,
-            signup_burst_per_ip: 30,
             trusted_proxies: Vec::new(),
         }
     }
@@ -302,6 +315,32 @@ impl Config {
         if self.login_max_failures < 1 {
             return Err(invalid("login_max_failures", "must be at least 1"));
         }
+        if self.login_max_failures_per_ip < 1 {
+            return Err(invalid("login_max_failures_per_ip", "must be at least 1"));
+        }
+        for (key, value) in [
+            (
+                "mails_per_address_per_hour",
+                self.mails_per_address_per_hour,
+            ),
+            ("mails_per_address_per_day", self.mails_per_address_per_day),
+            (
+                "account_requests_per_ip_per_minute",
+                self.account_requests_per_ip_per_minute,
+            ),
+            (
+                "account_requests_per_ip_per_hour",
+                self.account_requests_per_ip_per_hour,
+            ),
+            (
+                "signup_rate_per_ip_per_minute",
+                self.signup_rate_per_ip_per_minute,
+            ),
+        ] {
+            if value < 0 {
+                return Err(invalid(key, "must not be negative"));
+            }
+        }
         for (key, value) in [
             ("confirm_link_hours", self.confirm_link_hours),
             ("manage_link_days", self.manage_link_days),
@@ -373,6 +412,14 @@ impl Config {
             verify_link_ttl: Duration::hours(self.verify_link_hours),
             reset_link_ttl: Duration::minutes(self.reset_link_minutes),
             login_max_failures: self.login_max_failures,
+            login_max_failures_per_client: self.login_max_failures_per_ip,
+            limits: restdose_core::limits::RateLimits {
+                mails_per_address_per_hour: self.mails_per_address_per_hour,
+                mails_per_address_per_day: self.mails_per_address_per_day,
+                account_requests_per_client_per_minute: self.account_requests_per_ip_per_minute,
+                account_requests_per_client_per_hour: self.account_requests_per_ip_per_hour,
+                signups_per_client_per_minute: self.signup_rate_per_ip_per_minute,
+            },
             vaccines: self.vaccines.iter().map(|v| v.trim().to_owned()).collect(),
             timezone: self.timezone()?,
             ..restdose_core::Policy::default()
@@ -456,9 +503,6 @@ impl Config {
         if self.admission_retry_after_secs == 0 {
             return Err(invalid("admission_retry_after_secs", "must be at least 1"));
         }
-        if self.signup_rate_per_ip_per_minute > 0 && self.signup_burst_per_ip == 0 {
-            return Err(invalid("signup_burst_per_ip", "must be at least 1"));
-        }
         let trusted_proxies = restdose_web::admission::parse_trusted_proxies(&self.trusted_proxies)
             .map_err(|reason| invalid("trusted_proxies", reason))?;
         Ok(restdose_web::AdmissionOptions {
@@ -469,8 +513,6 @@ impl Config {
             queue_wait: std::time::Duration::from_millis(self.admission_queue_wait_ms),
             max_queued: self.admission_max_queued,
             retry_after_secs: self.admission_retry_after_secs,
-            signup_rate_per_ip_per_minute: self.signup_rate_per_ip_per_minute,
-            signup_burst_per_ip: self.signup_burst_per_ip,
             trusted_proxies,
         })
     }
@@ -554,9 +596,22 @@ session_max_hours = 12
 # How long a practice's e-mail verification link and a password-reset link work.
 verify_link_hours = 48
 reset_link_minutes = 60
-# Failed logins per account and per client address before a doubling back-off starts
-# (30 s, 60 s, ... up to an hour).
+# Failed logins per account and per (account, client address) before a doubling back-off
+# starts (30 s, 60 s, ... up to an hour). The account's back-off stops only clients that failed
+# on it themselves, so the owner can still log in during an attack (docs/portal.md).
 login_max_failures = 5
+# Failed logins per client address, whatever the account, before its back-off starts.
+login_max_failures_per_ip = 20
+
+# Abuse limits, shared by all processes through the database (0 = no limit). Mails to one
+# address (links, reminders) per clock hour and per UTC day, whoever asks; beyond them the
+# answer stays the same but no mail goes out.
+mails_per_address_per_hour = 5
+mails_per_address_per_day = 20
+# Practice sign-ups, password resets and logins per client address, action and minute, and per
+# hour; beyond them 429 with Retry-After.
+account_requests_per_ip_per_minute = 10
+account_requests_per_ip_per_hour = 100
 
 # Matcher and mail delivery (see docs/matching.md).
 # People invited per dose in an offer's first wave; later waves learn from the answers.
@@ -612,10 +667,9 @@ admission_admin_concurrency = 4
 admission_queue_wait_ms = 200
 admission_max_queued = 32
 admission_retry_after_secs = 2
-# Sign-up POSTs (form and API) per client address and minute (0 = no limit), and how many may
-# come at once before the rate applies. Refused sign-ups get 429 with Retry-After.
+# Registrant sign-ups (form and API) per client address and minute (0 = no limit), shared by
+# all processes. Refused sign-ups get 429 with Retry-After.
 signup_rate_per_ip_per_minute = 60
-signup_burst_per_ip = 30
 # Reverse proxies (IP addresses or CIDR networks) whose X-Forwarded-For header is believed;
 # the client is then the right-most address in it that is not one of them. Empty: the peer.
 trusted_proxies = []

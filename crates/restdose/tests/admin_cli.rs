@@ -258,7 +258,10 @@ async fn practices_are_listed_and_decided_and_unverified_ones_cannot_be_approved
         email: "kanal@example.de".to_owned(),
         password: "practice-passphrase-42".to_owned(),
     };
-    services.sign_up_practice(&input, Lang::De).await.unwrap();
+    services
+        .sign_up_practice(&input, Lang::De, None)
+        .await
+        .unwrap();
     // Mails wait in the outbox until a delivery worker sends them; this test has none running.
     assert_eq!(services.deliver_outbox_once().await.unwrap().sent, 1);
     let id = services.store.practices(None).await.unwrap()[0]

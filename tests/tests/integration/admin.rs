@@ -133,7 +133,10 @@ async fn signed_up_practice_in(app: &TestApp, name: &str, lang: Lang) -> Practic
         email: email.clone(),
         password: PRACTICE_PASSWORD.to_owned(),
     };
-    app.services.sign_up_practice(&input, lang).await.unwrap();
+    app.services
+        .sign_up_practice(&input, lang, None)
+        .await
+        .unwrap();
     app.smtp.wait_for(&email, 1).await;
     practice_by_email(app, &email).await
 }
@@ -599,7 +602,7 @@ async fn a_practice_that_signed_up_in_english_is_written_to_in_english(backend: 
     let before = app.smtp.count_for(&practice.email);
     let refused = app
         .services
-        .log_in(&practice.email, PRACTICE_PASSWORD, None)
+        .log_in(&practice.email, PRACTICE_PASSWORD, None, None)
         .await;
     assert!(refused.is_err(), "an unverified practice cannot log in");
     let mail = app

@@ -1,6 +1,7 @@
-//! Admission control from outside: the per-address sign-up limit (429 + Retry-After), which
-//! address counts (X-Forwarded-For only from a trusted proxy), and a saturated budget answering
-//! 503 + Retry-After at once while other budgets and the health check keep working.
+//! Admission control from outside: the per-client sign-up limit (429 + Retry-After; from
+//! `restdose_core::limits`), which address counts (X-Forwarded-For only from a trusted proxy),
+//! and a saturated budget answering 503 + Retry-After at once while other budgets and the
+//! health check keep working.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -33,15 +34,15 @@ fn retry_after(response: &reqwest::Response) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_ups_beyond_the_per_address_limit_get_429_and_other_addresses_are_unaffected() {
-    // Arrange: 3 sign-ups at once per address; the test client's proxy (127.0.0.1) is trusted.
+    // Arrange: 3 sign-ups per address and minute; the test client's proxy (127.0.0.1) is
+    // trusted.
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
-        c.signup_rate_per_ip_per_minute = 1;
-        c.signup_burst_per_ip = 3;
+        c.signup_rate_per_ip_per_minute = 3;
         c.trusted_proxies = vec!["127.0.0.1".to_owned()];
     })
     .await;
 
-    // Act + assert: the burst passes, the next one from the same client is refused.
+    // Act + assert: three pass, the next one from the same client is refused.
     for _ in 0..3 {
         assert_eq!(api_sign_up(&app, Some("203.0.113.7")).await.status(), 202);
     }
@@ -93,8 +94,7 @@ async fn sign_ups_beyond_the_per_address_limit_get_429_and_other_addresses_are_u
 async fn x_forwarded_for_from_an_untrusted_peer_is_ignored() {
     // Arrange: no trusted proxies, so every request counts for the peer 127.0.0.1.
     let app = TestApp::spawn_with(Backend::Sqlite, |c| {
-        c.signup_rate_per_ip_per_minute = 1;
-        c.signup_burst_per_ip = 2;
+        c.signup_rate_per_ip_per_minute = 2;
         c.trusted_proxies = vec!["10.0.0.0/8".to_owned()];
     })
     .await;

@@ -404,7 +404,7 @@ async fn every_route_answers_every_caller_as_designed(backend: Backend) {
     for _ in CALLERS {
         let before = app.smtp.count_for(&forgetful);
         app.services
-            .request_password_reset(&forgetful, Lang::De)
+            .request_password_reset(&forgetful, Lang::De, None)
             .await
             .unwrap();
         let mail = app

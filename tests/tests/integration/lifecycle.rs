@@ -537,7 +537,7 @@ async fn sign_up_through(services: &Services, email: &str) {
         &services.gazetteer,
     )
     .unwrap();
-    services.sign_up(request).await.unwrap();
+    services.sign_up(request, None).await.unwrap();
 }
 
 fn decrypted_address(services: &Services, row: &restdose_store::Registrant) -> String {

@@ -12,6 +12,7 @@
 //! installs its global subscriber in a child process of its own
 //! (`restdose_tests::isolation`).
 
+mod abuse;
 mod admin;
 mod admission;
 mod authorization;

@@ -599,3 +599,101 @@ async fn killing_the_delivery_worker_mid_batch_loses_no_mail() {
         started.elapsed()
     );
 }
+
+/// Issue #17: the abuse limits live in the database, so two web processes together allow no
+/// more than one process's limit for an address. 20 password-reset requests for one practice
+/// address, sent at once and split over two processes: the address
+/// gets `mails_per_address_per_hour` mails in all (the sign-up's verification mail included),
+/// and every request gets the same answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_web_processes_share_the_per_address_mail_limit() {
+    const CAP: usize = 3;
+    const REQUESTS: usize = 20;
+    let mut deployment = Deployment::postgres().await;
+    // All requests come from 127.0.0.1 here: the per-client limit must not be what stops them.
+    deployment.set("account_requests_per_ip_per_minute", "1000");
+    deployment.set("mails_per_address_per_hour", CAP.to_string());
+    let services = deployment.services().await;
+    let email = unique_email("two-processes");
+    let fields = restdose_tests::portal::sign_up_fields(&email);
+    let value = |key: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    // Counted windows are clock hours: do not start in the last seconds of one.
+    let into_hour = Utc::now().timestamp() % 3600;
+    if into_hour > 3590 {
+        tokio::time::sleep(Duration::from_secs((3601 - into_hour) as u64)).await;
+    }
+    services
+        .sign_up_practice(
+            &restdose_core::PracticeSignUp {
+                name: value("name"),
+                street: value("street"),
+                postcode: value("postcode"),
+                city: value("city"),
+                phone: value("phone"),
+                email: email.clone(),
+                password: value("password"),
+            },
+            restdose_domain::Lang::De,
+            None,
+        )
+        .await
+        .unwrap();
+    let a = deployment.serve_no_workers("web-a").await;
+    let b = deployment.serve_no_workers("web-b").await;
+
+    // The anonymous CSRF token is a double-submit cookie: one token serves both processes.
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client
+        .get(format!("{}/portal/password/forgot", a.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = restdose_tests::portal::csrf_from(&page);
+    let requests: Vec<_> = (0..REQUESTS)
+        .map(|i| {
+            let base = if i % 2 == 0 {
+                a.base_url()
+            } else {
+                b.base_url()
+            };
+            tokio::spawn(
+                client
+                    .post(format!("{base}/portal/password/forgot"))
+                    .form(&[("csrf", csrf.as_str()), ("email", email.as_str())])
+                    .send(),
+            )
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for request in requests {
+        statuses.push(request.await.unwrap().unwrap().status().as_u16());
+    }
+
+    assert_eq!(
+        statuses,
+        vec![200; REQUESTS],
+        "every request gets the same answer"
+    );
+    // No workers run: every mail is still in the outbox. Reset links are queued just after the
+    // answer, so wait for the cap to fill, then a little longer for any mail beyond it.
+    let deadline = Instant::now() + WAIT;
+    while services.store.outbox_depth().await.unwrap().0 < CAP as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let queued = services.store.outbox_depth().await.unwrap().0;
+    assert_eq!(queued, CAP as u64, "mails queued for the address");
+}

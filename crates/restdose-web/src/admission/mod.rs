@@ -10,9 +10,11 @@
 //! a millisecond while short bursts are still absorbed. Separate budgets mean a rush of sign-ups
 //! can fill only its own slots: claims and practices keep theirs.
 //!
-//! Sign-up POSTs (the form and the JSON API) are also limited per client address (GCRA via
-//! `governor`) → `429` with `Retry-After`. The client address is the peer's, or — only when the
-//! peer is a configured trusted proxy — taken from `X-Forwarded-For` (`client_addr`).
+//! Per-client and per-address abuse limits are not here: they live in the use cases
+//! (`restdose_core::limits`), in the database, so that every process shares them and they
+//! apply to the matched route, whatever the spelling of the raw path. The client address they
+//! use is the peer's, or — only when the peer is a configured trusted proxy — taken from
+//! `X-Forwarded-For` (`client_addr`).
 //!
 //! Rejections are counted in `restdose_admission_rejected_total{budget}`; the responses
 //! themselves come from `rejection::rejection_response`.
@@ -24,14 +26,11 @@ mod tests;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter, clock::Clock};
-use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -39,7 +38,6 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 pub use crate::options::AdmissionOptions;
 pub use client_addr::{client_addr, parse_trusted_proxies};
 
-use client_addr::client_addr_of;
 use rejection::{Rejection, rejection_response};
 
 /// The budget a route draws from.
@@ -78,12 +76,6 @@ impl Budget {
         }
     }
 }
-
-/// The label for sign-ups refused by the per-address limit.
-const SIGNUP_RATE_LABEL: &str = "signup_per_ip";
-
-/// Sign-up checks between two sweeps of idle addresses out of the limiter.
-const SWEEP_EVERY: u64 = 1024;
 
 /// The slots of one budget and the queue in front of them.
 struct Gate {
@@ -142,23 +134,15 @@ pub(crate) struct Admission {
     claims: Gate,
     practice: Gate,
     admin: Gate,
-    signups: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    signup_checks: AtomicU64,
 }
 
 impl Admission {
     pub(crate) fn new(options: AdmissionOptions) -> Admission {
-        let signups = NonZeroU32::new(options.signup_rate_per_ip_per_minute).map(|rate| {
-            let burst = NonZeroU32::new(options.signup_burst_per_ip).unwrap_or(NonZeroU32::MIN);
-            RateLimiter::keyed(Quota::per_minute(rate).allow_burst(burst))
-        });
         Admission {
             public: Gate::new(options.public_concurrency),
             claims: Gate::new(options.claims_concurrency),
             practice: Gate::new(options.practice_concurrency),
             admin: Gate::new(options.admin_concurrency),
-            signups,
-            signup_checks: AtomicU64::new(0),
             options,
         }
     }
@@ -172,31 +156,15 @@ impl Admission {
             Budget::Ops => None,
         }
     }
-
-    /// `Err(seconds to wait)` when this address has used up its sign-ups.
-    fn check_signup(&self, client: IpAddr) -> Result<(), u32> {
-        let Some(limiter) = &self.signups else {
-            return Ok(());
-        };
-        // Addresses whose state is back to "fresh" are dropped now and then, so the map holds
-        // only the addresses seen within the last burst/rate minutes.
-        if self.signup_checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
-        limiter.check_key(&client).map_err(|not_until| {
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
-            u32::try_from(wait.as_secs().saturating_add(1)).unwrap_or(u32::MAX)
-        })
-    }
 }
 
-/// True for the two sign-up endpoints.
-fn is_signup(req: &ServiceRequest) -> bool {
-    req.method() == Method::POST && matches!(req.path(), "/" | "/api/v1/registrations")
+/// The path as the router matches it (percent-encoded letters decoded), not the raw one, so
+/// `/%70ortal/…` draws from the practice budget like `/portal/…`.
+fn routed_path(req: &ServiceRequest) -> &str {
+    req.match_info().as_str()
 }
 
-/// The middleware: per-address limit for sign-ups, then a slot in the route's budget.
+/// The middleware: a slot in the route's budget.
 pub(crate) async fn admit(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -204,21 +172,11 @@ pub(crate) async fn admit(
     let Some(admission) = req.app_data::<web::Data<Admission>>().cloned() else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    let budget = Budget::of(req.path());
+    let budget = Budget::of(routed_path(&req));
     if budget == Budget::Ops {
         return Ok(next.call(req).await?.map_into_left_body());
     }
     let retry_after = admission.options.retry_after_secs;
-
-    if is_signup(&req)
-        && let Some(client) = client_addr_of(req.request(), &admission.options.trusted_proxies)
-        && let Err(wait) = admission.check_signup(client)
-    {
-        metrics::counter!("restdose_admission_rejected_total", "budget" => SIGNUP_RATE_LABEL)
-            .increment(1);
-        let response = rejection_response(req.request(), Rejection::RateLimited, wait.max(1));
-        return Ok(req.into_response(response).map_into_right_body());
-    }
 
     let Some(gate) = admission.gate(budget) else {
         return Ok(next.call(req).await?.map_into_left_body());

@@ -3,6 +3,7 @@
 use super::client_addr::*;
 use super::*;
 use ipnet::IpNet;
+use std::net::IpAddr;
 
 #[tokio::test]
 async fn a_full_queue_turns_away_at_once_and_places_are_given_back() {
@@ -150,24 +151,15 @@ fn routes_fall_into_their_budgets() {
 }
 
 #[test]
-fn the_signup_limit_allows_the_burst_then_refuses_per_address() {
-    let admission = Admission::new(AdmissionOptions {
-        signup_rate_per_ip_per_minute: 1,
-        signup_burst_per_ip: 3,
-        ..AdmissionOptions::default()
-    });
-    let a = ip("203.0.113.7");
-    for _ in 0..3 {
-        assert_eq!(admission.check_signup(a), Ok(()));
-    }
-    let wait = admission.check_signup(a).unwrap_err();
-    assert!((1..=61).contains(&wait), "{wait}");
-    assert_eq!(admission.check_signup(ip("203.0.113.8")), Ok(()));
-    let off = Admission::new(AdmissionOptions {
-        signup_rate_per_ip_per_minute: 0,
-        ..AdmissionOptions::default()
-    });
-    for _ in 0..100 {
-        assert_eq!(off.check_signup(a), Ok(()));
+fn budgets_follow_the_path_the_router_matches_not_the_raw_one() {
+    for (uri, budget) in [
+        ("/%70ortal/login", Budget::Practice),
+        ("/api/v1/%6Fffers", Budget::Practice),
+        ("/%61dmin", Budget::Admin),
+        ("/%68ealthz", Budget::Ops),
+        ("/api/v1/%72egistrations", Budget::Public),
+    ] {
+        let req = actix_web::test::TestRequest::with_uri(uri).to_srv_request();
+        assert_eq!(Budget::of(routed_path(&req)), budget, "{uri}");
     }
 }

@@ -87,7 +87,10 @@ pub(crate) async fn create_registration(
         &state.services.gazetteer,
     )
     .map_err(|errors| ApiError::from(ServiceError::Validation(errors)))?;
-    state.services.sign_up(request).await?;
+    state
+        .services
+        .sign_up(request, crate::auth::client_ip(&req).as_deref())
+        .await?;
     Ok(HttpResponse::Accepted().json(RegistrationAccepted {
         status: "pending_confirmation",
     }))

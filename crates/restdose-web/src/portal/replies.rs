@@ -201,7 +201,9 @@ pub(crate) fn csrf_refused(state: &AppState, lang: &RequestLang, nav: Option<Nav
 /// The alert for a failure shown on a re-rendered form.
 pub(crate) fn failure_alert(e: &ServiceError) -> &'static str {
     log_failure(e);
-    if status_of(e) == StatusCode::SERVICE_UNAVAILABLE {
+    if matches!(e, ServiceError::Throttled { .. }) {
+        "portal.throttled.body"
+    } else if status_of(e) == StatusCode::SERVICE_UNAVAILABLE {
         "portal.error.busy"
     } else {
         "error.internal"

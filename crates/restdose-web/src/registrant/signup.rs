@@ -3,9 +3,11 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use restdose_core::{FieldError, RadiusInput, validate_sign_up};
+use restdose_core::{FieldError, RadiusInput, ServiceError, validate_sign_up};
 use serde::Deserialize;
 
+use crate::admission::rejection::{Rejection, rejection_response};
+use crate::auth;
 use crate::error::{log_failure, status_of};
 use crate::html::{failure, field_message, message, page};
 use crate::i18n::T;
@@ -101,7 +103,8 @@ pub async fn signup_submit(
         Ok(request) => request,
         Err(errors) => return rerender(StatusCode::UNPROCESSABLE_ENTITY, &errors, None),
     };
-    match state.services.sign_up(request).await {
+    let client = auth::client_ip(&req);
+    match state.services.sign_up(request, client.as_deref()).await {
         Ok(()) => message(
             &state,
             &lang,
@@ -109,6 +112,12 @@ pub async fn signup_submit(
             "done.title",
             "done.body",
             None,
+        ),
+        // The same page as other refusals of too many requests, with `Retry-After`.
+        Err(ServiceError::Throttled { retry_after_secs }) => rejection_response(
+            &req,
+            Rejection::RateLimited,
+            u32::try_from(retry_after_secs).unwrap_or(u32::MAX),
         ),
         Err(e) => {
             log_failure(&e);

@@ -110,6 +110,7 @@ impl Driver<'_> {
                     password: "simulated practice passphrase".into(),
                 },
                 Lang::En,
+                None,
             )
             .await
             .context("practice sign-up failed")?;
@@ -165,7 +166,7 @@ impl Driver<'_> {
                 .map_err(|_| anyhow::anyhow!("bad radius {}", p.radius_km))?,
             lang: Lang::En,
         };
-        self.services.sign_up(request).await?;
+        self.services.sign_up(request, None).await?;
         Ok(())
     }
 

@@ -30,9 +30,15 @@ pub async fn login_submit(
     let t = T::new(lang.lang);
     let form = attempt!(anonymous_post(&state, &req, &lang, form));
     let ip = auth::client_ip(&req);
+    let device = req.cookie(auth::DEVICE_COOKIE);
     match state
         .services
-        .log_in(&form.email, &form.password, ip.as_deref())
+        .log_in(
+            &form.email,
+            &form.password,
+            ip.as_deref(),
+            device.as_ref().map(|c| c.value()),
+        )
         .await
     {
         Ok(login) => {
@@ -40,8 +46,10 @@ pub async fn login_submit(
                 Role::Admin => "/admin",
                 Role::Practice => "/portal",
             };
-            let cookie = auth::session_cookie(login.cookie.expose(), state.options.secure_cookies);
-            with_cookie(see_other(target), Some(cookie))
+            let secure = state.options.secure_cookies;
+            let cookie = auth::session_cookie(login.cookie.expose(), secure);
+            let device = auth::device_cookie(&login.device, secure);
+            with_cookie(with_cookie(see_other(target), Some(cookie)), Some(device))
         }
         Err(ServiceError::Unauthenticated) => render_login(
             &state,

@@ -11,7 +11,8 @@ use crate::html::{field_message, page};
 use crate::i18n::T;
 use crate::portal::forms::{ForgotForm, FormResult, PasswordForm, ResetForm};
 use crate::portal::replies::{
-    Nav, anonymous_token, attempt, failure_alert, nav, portal_failure, say, with_cookie,
+    Nav, anonymous_token, attempt, failure_alert, nav, portal_failure, retry_after, say,
+    with_cookie,
 };
 use crate::portal::session_guard::{anonymous_post, session_or_login, session_post};
 use crate::request_lang::{RequestLang, request_lang};
@@ -182,7 +183,7 @@ pub async fn forgot_submit(
     let form = attempt!(anonymous_post(&state, &req, &lang, form));
     match state
         .services
-        .request_password_reset(&form.email, lang.lang)
+        .request_password_reset(&form.email, lang.lang, auth::client_ip(&req).as_deref())
         .await
     {
         // The same answer whether or not the address has an account.
@@ -204,15 +205,23 @@ pub async fn forgot_submit(
             &errors,
             None,
         ),
-        Err(e) => render_forgot(
-            &state,
-            &req,
-            &lang,
-            status_of(&e),
-            &form.email,
-            &[],
-            Some(failure_alert(&e)),
-        ),
+        Err(e) => {
+            let response = render_forgot(
+                &state,
+                &req,
+                &lang,
+                status_of(&e),
+                &form.email,
+                &[],
+                Some(failure_alert(&e)),
+            );
+            match e {
+                ServiceError::Throttled { retry_after_secs } => {
+                    retry_after(response, retry_after_secs)
+                }
+                _ => response,
+            }
+        }
     }
 }
 

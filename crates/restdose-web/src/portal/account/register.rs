@@ -5,12 +5,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use restdose_core::{FieldError, PracticeSignUp, ServiceError};
 
+use crate::auth;
 use crate::error::status_of;
 use crate::html::{field_message, page};
 use crate::i18n::T;
 use crate::portal::forms::{FormResult, SignupForm};
 use crate::portal::replies::{
-    Nav, anonymous_token, attempt, failure_alert, portal_failure, say, with_cookie,
+    Nav, anonymous_token, attempt, failure_alert, portal_failure, retry_after, say, with_cookie,
 };
 use crate::portal::session_guard::anonymous_post;
 use crate::request_lang::{RequestLang, request_lang};
@@ -114,7 +115,11 @@ pub async fn signup_submit(
         email: form.email.clone(),
         password: form.password.clone(),
     };
-    let result = state.services.sign_up_practice(&input, lang.lang).await;
+    let client = auth::client_ip(&req);
+    let result = state
+        .services
+        .sign_up_practice(&input, lang.lang, client.as_deref())
+        .await;
     let (csrf, cookie) = attempt!(anonymous_token(&state, &req, &lang));
     let response = match result {
         Ok(()) => say(
@@ -135,15 +140,23 @@ pub async fn signup_submit(
             &errors,
             None,
         ),
-        Err(e) => render_signup(
-            &state,
-            &lang,
-            status_of(&e),
-            csrf,
-            &form,
-            &[],
-            Some(failure_alert(&e)),
-        ),
+        Err(e) => {
+            let response = render_signup(
+                &state,
+                &lang,
+                status_of(&e),
+                csrf,
+                &form,
+                &[],
+                Some(failure_alert(&e)),
+            );
+            match e {
+                ServiceError::Throttled { retry_after_secs } => {
+                    retry_after(response, retry_after_secs)
+                }
+                _ => response,
+            }
+        }
     };
     with_cookie(response, cookie)
 }
