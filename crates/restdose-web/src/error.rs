@@ -94,7 +94,9 @@ pub fn status_of(e: &ServiceError) -> StatusCode {
         ServiceError::Conflict(_) => StatusCode::CONFLICT,
         ServiceError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        ServiceError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        ServiceError::Store(StoreError::Unavailable(_)) | ServiceError::Busy => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         ServiceError::Store(_) | ServiceError::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -125,7 +127,7 @@ impl From<ServiceError> for ApiError {
                 "invalid_link",
                 "This link is not valid or has expired.",
             ),
-            ServiceError::Store(StoreError::Unavailable(_)) => ApiError::new(
+            ServiceError::Store(StoreError::Unavailable(_)) | ServiceError::Busy => ApiError::new(
                 status,
                 "service_unavailable",
                 "The service is busy; please try again shortly.",
