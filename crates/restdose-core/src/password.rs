@@ -8,8 +8,8 @@
 //! (503 with `Retry-After`). Memory for hashing is thus bounded by `limit` × 19 MiB, however
 //! many logins arrive at once. The working memory of those hashes is allocated once per permit
 //! and reused (`Memories`): freed and allocated anew for every hash, 19 MiB blocks stay behind
-//! in the allocator's per-thread arenas of the blocking pool, and the process grows with the
-//! number of threads that ever hashed (docs/performance.md, "Password storm").
+//! in glibc's heap and in the per-thread arenas of the blocking pool, and the process grows far
+//! beyond `limit` × 19 MiB (docs/performance.md, "Password storm").
 
 use crate::{FieldError, ServiceError};
 use argon2::password_hash::PasswordHasher;
