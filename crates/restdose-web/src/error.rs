@@ -166,3 +166,31 @@ impl From<ServiceError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Every password hash permit taken: 503 with `Retry-After`, as JSON under the API.
+    #[test]
+    fn busy_is_503_with_retry_after() {
+        assert_eq!(
+            status_of(&ServiceError::Busy),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let error = ApiError::from(ServiceError::Busy);
+        assert_eq!(error.code, "service_unavailable");
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            RETRY_AFTER_SECS.to_string()
+        );
+    }
+}
