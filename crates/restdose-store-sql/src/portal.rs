@@ -403,8 +403,8 @@ impl PortalStore for SqlStore<Db> {
             return Ok(None);
         };
         tracing::Span::current().record("account", tracing::field::display(account_id));
-        // One link used ends every other of its kind (an older reset mail, a resent
-        // verification mail): only the newest action of the account holder counts.
+        // One link used ends every other of its kind of the account (an older reset mail, a
+        // resent verification mail), in the same transaction.
         run!(query.execute(&mut *tx),
             "DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2";
             account_id, purpose.as_str())?;
