@@ -245,7 +245,7 @@ impl Services {
 
         let now = self.clock.now();
         let id = Uuid::new_v4();
-        let password_hash = password::hash(&input.password).await?;
+        let password_hash = self.passwords.hash(&input.password).await?;
         let verify = SecretToken::generate()?;
         let account = NewAccount {
             id,
@@ -363,7 +363,7 @@ impl Services {
         let phc = account
             .as_ref()
             .map_or(password::DUMMY_HASH, |a| a.password_hash.as_str());
-        let matches = password::verify(password, phc).await? && account.is_some();
+        let matches = self.passwords.verify(password, phc).await? && account.is_some();
         let Some(account) = account.filter(|_| matches) else {
             if keys.own != keys.account {
                 own.push((keys.account.as_str(), max));
@@ -645,7 +645,7 @@ impl Services {
             .ok_or(ServiceError::InvalidLink)?;
         password::validate_new_password(new_password, &account.email, "password")
             .map_err(|e| ServiceError::Validation(vec![e]))?;
-        let hash = password::hash(new_password).await?;
+        let hash = self.passwords.hash(new_password).await?;
         let id = self
             .store
             .take_account_token(&token.hash(), AccountTokenPurpose::ResetPassword, now)
@@ -664,7 +664,11 @@ impl Services {
         current: &str,
         new_password: &str,
     ) -> Result<Login, ServiceError> {
-        if !password::verify(current, &session.account.password_hash).await? {
+        if !self
+            .passwords
+            .verify(current, &session.account.password_hash)
+            .await?
+        {
             return Err(ServiceError::Validation(vec![FieldError {
                 field: "current_password",
                 code: "wrong_password",
@@ -673,7 +677,7 @@ impl Services {
         password::validate_new_password(new_password, &session.account.email, "new_password")
             .map_err(|e| ServiceError::Validation(vec![e]))?;
         let now = self.clock.now();
-        let hash = password::hash(new_password).await?;
+        let hash = self.passwords.hash(new_password).await?;
         self.store
             .set_password(session.account.id, &hash, now)
             .await?;
@@ -720,7 +724,7 @@ impl Services {
             id,
             role: Role::Admin,
             email,
-            password_hash: password::hash(password_text).await?,
+            password_hash: self.passwords.hash(password_text).await?,
             created_at: now,
             email_verified_at: Some(now),
             language: Lang::default(),

@@ -32,6 +32,10 @@ pub enum ServiceError {
     /// Too many failed logins; try again after this many seconds.
     #[error("too many attempts")]
     Throttled { retry_after_secs: i64 },
+    /// Too much to do at once right now (every password hash permit is taken); try again
+    /// shortly.
+    #[error("busy")]
+    Busy,
     #[error("internal: {0}")]
     Internal(String),
     #[error("storage: {0}")]

@@ -121,4 +121,6 @@ pub struct Services {
     pub matcher: matcher::MatcherPolicy,
     pub delivery: outbox::DeliveryPolicy,
     pub retention: lifecycle::RetentionPolicy,
+    /// Every password hash and verification goes through this (bounded: see `password`).
+    pub passwords: password::PasswordHashing,
 }

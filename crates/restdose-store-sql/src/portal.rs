@@ -403,6 +403,11 @@ impl PortalStore for SqlStore<Db> {
             return Ok(None);
         };
         tracing::Span::current().record("account", tracing::field::display(account_id));
+        // One link used ends every other of its kind of the account (an older reset mail, a
+        // resent verification mail), in the same transaction.
+        run!(query.execute(&mut *tx),
+            "DELETE FROM account_tokens WHERE account_id = $1 AND purpose = $2";
+            account_id, purpose.as_str())?;
         if purpose == AccountTokenPurpose::VerifyEmail {
             run!(query.execute(&mut *tx),
                 "UPDATE accounts SET email_verified_at = $2 \
@@ -428,6 +433,8 @@ impl PortalStore for SqlStore<Db> {
             return Err(StoreError::NotFound);
         }
         run!(query.execute(&mut *tx), "DELETE FROM sessions WHERE account_id = $1"; account_id)?;
+        run!(query.execute(&mut *tx),
+            "DELETE FROM account_tokens WHERE account_id = $1"; account_id)?;
         tx.commit().await.map_err(db_error)
     }
 

@@ -404,7 +404,8 @@ pub trait PortalStore: Send + Sync {
     async fn delete_account(&self, id: Uuid) -> StoreResult<bool>;
 
     /// Consumes a valid (unexpired, matching purpose) account link; returns its account.
-    /// For `VerifyEmail` it also sets `email_verified_at` (first time only), atomically.
+    /// Every other link of the same purpose of that account ends with it, and for `VerifyEmail`
+    /// it also sets `email_verified_at` (first time only), atomically.
     async fn take_account_token(
         &self,
         hash: &[u8],
@@ -412,7 +413,8 @@ pub trait PortalStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Uuid>>;
 
-    /// Sets a new password hash and ends every session of the account, atomically.
+    /// Sets a new password hash and ends every session and every account link (verification
+    /// and reset) of the account, atomically.
     /// `NotFound` when there is no such account.
     async fn set_password(
         &self,

@@ -94,7 +94,9 @@ pub fn status_of(e: &ServiceError) -> StatusCode {
         ServiceError::Conflict(_) => StatusCode::CONFLICT,
         ServiceError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         ServiceError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        ServiceError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        ServiceError::Store(StoreError::Unavailable(_)) | ServiceError::Busy => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         ServiceError::Store(_) | ServiceError::Crypto(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -125,7 +127,7 @@ impl From<ServiceError> for ApiError {
                 "invalid_link",
                 "This link is not valid or has expired.",
             ),
-            ServiceError::Store(StoreError::Unavailable(_)) => ApiError::new(
+            ServiceError::Store(StoreError::Unavailable(_)) | ServiceError::Busy => ApiError::new(
                 status,
                 "service_unavailable",
                 "The service is busy; please try again shortly.",
@@ -162,5 +164,33 @@ impl From<ServiceError> for ApiError {
                 ApiError::new(status, "internal", "An internal error occurred.")
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Every password hash permit taken: 503 with `Retry-After`, as JSON under the API.
+    #[test]
+    fn busy_is_503_with_retry_after() {
+        assert_eq!(
+            status_of(&ServiceError::Busy),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let error = ApiError::from(ServiceError::Busy);
+        assert_eq!(error.code, "service_unavailable");
+        let response = error.error_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            RETRY_AFTER_SECS.to_string()
+        );
     }
 }

@@ -114,6 +114,10 @@ pub struct Config {
     pub admission_max_queued: usize,
     /// `Retry-After` on 503 answers, in seconds.
     pub admission_retry_after_secs: u32,
+    /// Password hashes (argon2id, 19 MiB each) running at once; 0 = one per core. A login that
+    /// finds none free waits up to `password_hash_wait_ms`, then gets 503.
+    pub password_hash_concurrency: usize,
+    pub password_hash_wait_ms: u64,
     /// Registrant sign-ups (form and API) per client address and minute (0 = no limit).
     pub signup_rate_per_ip_per_minute: i64,
     /// Reverse proxies (IPs or CIDRs) whose `X-Forwarded-For` is believed.
@@ -184,6 +188,8 @@ impl Default for Config {
             admission_queue_wait_ms: 200,
             admission_max_queued: 32,
             admission_retry_after_secs: 2,
+            password_hash_concurrency: 0,
+            password_hash_wait_ms: 300,
             signup_rate_per_ip_per_minute: 60,
             trusted_proxies: Vec::new(),
         }
@@ -517,6 +523,14 @@ impl Config {
         })
     }
 
+    /// The bound on password hashing (`password_hash_concurrency`, `password_hash_wait_ms`).
+    pub fn password_hashing(&self) -> restdose_core::password::PasswordHashing {
+        restdose_core::password::PasswordHashing::new(
+            self.password_hash_concurrency,
+            std::time::Duration::from_millis(self.password_hash_wait_ms),
+        )
+    }
+
     pub fn outbox_dir(&self) -> PathBuf {
         self.data_dir.join("outbox")
     }
@@ -667,6 +681,11 @@ admission_admin_concurrency = 4
 admission_queue_wait_ms = 200
 admission_max_queued = 32
 admission_retry_after_secs = 2
+# Password hashes (argon2id: ~50 ms of CPU and 19 MiB of memory each) running at once, for
+# logins, sign-ups and password changes; 0 = one per CPU core. One that finds none free waits
+# up to password_hash_wait_ms, then is answered 503 with Retry-After.
+password_hash_concurrency = 0
+password_hash_wait_ms = 300
 # Registrant sign-ups (form and API) per client address and minute (0 = no limit), shared by
 # all processes. Refused sign-ups get 429 with Retry-After.
 signup_rate_per_ip_per_minute = 60

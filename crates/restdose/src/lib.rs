@@ -151,6 +151,7 @@ pub async fn build_services(config: &Config, clock: Arc<dyn Clock>) -> anyhow::R
         matcher: config.matcher_policy(),
         delivery: config.delivery_policy(),
         retention: config.retention_policy(),
+        passwords: config.password_hashing(),
     })
 }
 

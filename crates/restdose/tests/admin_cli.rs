@@ -387,7 +387,10 @@ async fn close_offer_and_suspend_end_open_offers() {
         email: "deich@example.de".to_owned(),
         password: "practice-passphrase-42".to_owned(),
     };
-    services.sign_up_practice(&input, Lang::De).await.unwrap();
+    services
+        .sign_up_practice(&input, Lang::De, None)
+        .await
+        .unwrap();
     services.deliver_outbox_once().await.unwrap();
     let mail = outbox(dir.path())
         .into_iter()

@@ -833,6 +833,7 @@ async fn practice_names_with_hidden_characters_are_refused_in_both_languages(bac
                 password: PRACTICE_PASSWORD.to_owned(),
             },
             Lang::En,
+            None,
         )
         .await
         .unwrap_err();

@@ -23,6 +23,7 @@ mod logs;
 mod matcher;
 mod offers_api;
 mod operations;
+mod passwords;
 mod portal;
 mod processes;
 mod security_headers;

@@ -704,6 +704,146 @@ pub async fn racing_verify_links_verify_once(store: &dyn Store) {
     );
 }
 
+/// Using one link ends every other link of its purpose of that account (an older reset mail, a
+/// resent verification mail); links of the other purpose and of other accounts stay.
+pub async fn taking_an_account_link_ends_the_others_of_its_kind(store: &dyn Store) {
+    let rows = insert_practice_at(store, t0()).await;
+    let id = rows.account.id;
+    let bystander = insert_practice_at(store, t0()).await;
+    let link = |account, purpose, at| account_token(account, purpose, at, Duration::hours(1));
+    let resets = [
+        link(id, AccountTokenPurpose::ResetPassword, t0()),
+        link(id, AccountTokenPurpose::ResetPassword, t0() + ms(1)),
+        link(id, AccountTokenPurpose::ResetPassword, t0() + ms(2)),
+    ];
+    let second_verify = link(id, AccountTokenPurpose::VerifyEmail, t0() + ms(3));
+    let other_reset = link(
+        bystander.account.id,
+        AccountTokenPurpose::ResetPassword,
+        t0(),
+    );
+    for token in resets.iter().chain([&second_verify, &other_reset]) {
+        store.insert_account_token(token).await.unwrap();
+    }
+    let t1 = t0() + minutes(5);
+    let peek = |hash: Vec<u8>, purpose| async move {
+        store.peek_account_token(&hash, purpose, t1).await.unwrap()
+    };
+
+    // The middle reset link is used: the older and the newer one end with it.
+    assert_eq!(
+        store
+            .take_account_token(&resets[1].hash, AccountTokenPurpose::ResetPassword, t1)
+            .await
+            .unwrap(),
+        Some(id)
+    );
+    for (n, reset) in resets.iter().enumerate() {
+        assert_eq!(
+            peek(reset.hash.clone(), AccountTokenPurpose::ResetPassword).await,
+            None,
+            "reset link {n} still valid after another was used"
+        );
+        assert_eq!(
+            store
+                .take_account_token(&reset.hash, AccountTokenPurpose::ResetPassword, t1)
+                .await
+                .unwrap(),
+            None,
+            "reset link {n} taken after another was used"
+        );
+    }
+    // Verification links are another kind: both still work.
+    for verify in [&rows.verify, &second_verify] {
+        assert_eq!(
+            peek(verify.hash.clone(), AccountTokenPurpose::VerifyEmail).await,
+            Some(id)
+        );
+    }
+    assert_eq!(
+        peek(other_reset.hash.clone(), AccountTokenPurpose::ResetPassword).await,
+        Some(bystander.account.id),
+        "another account's link is left alone"
+    );
+
+    // The same for verification links: the newer one used, the first one is gone.
+    assert_eq!(
+        store
+            .take_account_token(&second_verify.hash, AccountTokenPurpose::VerifyEmail, t1)
+            .await
+            .unwrap(),
+        Some(id)
+    );
+    assert_eq!(get_account(store, id).await.email_verified_at, Some(t1));
+    assert_eq!(
+        store
+            .take_account_token(&rows.verify.hash, AccountTokenPurpose::VerifyEmail, t1)
+            .await
+            .unwrap(),
+        None,
+        "verification link still valid after another was used"
+    );
+    assert_eq!(
+        peek(
+            bystander.verify.hash.clone(),
+            AccountTokenPurpose::VerifyEmail
+        )
+        .await,
+        Some(bystander.account.id),
+        "another account's link is left alone"
+    );
+}
+
+/// A new password ends every link of the account, of both purposes, with the sessions.
+pub async fn set_password_ends_every_account_link(store: &dyn Store) {
+    let rows = insert_practice_at(store, t0()).await;
+    let id = rows.account.id;
+    let bystander = insert_practice_at(store, t0()).await;
+    let reset = account_token(id, AccountTokenPurpose::ResetPassword, t0(), minutes(60));
+    let other_reset = account_token(
+        bystander.account.id,
+        AccountTokenPurpose::ResetPassword,
+        t0(),
+        minutes(60),
+    );
+    for token in [&reset, &other_reset] {
+        store.insert_account_token(token).await.unwrap();
+    }
+    let t1 = t0() + minutes(2);
+
+    store.set_password(id, &password_hash(), t1).await.unwrap();
+
+    for (hash, purpose) in [
+        (&reset.hash, AccountTokenPurpose::ResetPassword),
+        (&rows.verify.hash, AccountTokenPurpose::VerifyEmail),
+    ] {
+        assert_eq!(
+            store.peek_account_token(hash, purpose, t1).await.unwrap(),
+            None,
+            "{} link still valid after a password change",
+            purpose.as_str()
+        );
+        assert_eq!(
+            store.take_account_token(hash, purpose, t1).await.unwrap(),
+            None,
+            "{} link taken after a password change",
+            purpose.as_str()
+        );
+    }
+    assert_eq!(get_account(store, id).await.email_verified_at, None);
+    for (hash, purpose) in [
+        (&other_reset.hash, AccountTokenPurpose::ResetPassword),
+        (&bystander.verify.hash, AccountTokenPurpose::VerifyEmail),
+    ] {
+        assert_eq!(
+            store.peek_account_token(hash, purpose, t1).await.unwrap(),
+            Some(bystander.account.id),
+            "another account's {} link is left alone",
+            purpose.as_str()
+        );
+    }
+}
+
 pub async fn set_password_changes_the_hash_and_ends_sessions(store: &dyn Store) {
     let rows = insert_practice_at(store, t0()).await;
     let id = rows.account.id;

@@ -111,6 +111,7 @@ pub async fn services(
         matcher: config.matcher_policy(),
         delivery: config.delivery_policy(),
         retention: config.retention_policy(),
+        passwords: config.password_hashing(),
     })
 }
 
