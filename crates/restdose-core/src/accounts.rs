@@ -6,8 +6,8 @@ use restdose_crypto::SecretToken;
 use restdose_domain::{Email, Lang, Postcode};
 use restdose_mail::{AccountTemplate, MailContent, OutgoingMail, render_account};
 use restdose_store::{
-    Account, AccountTokenPurpose, NewAccount, NewAccountToken, NewPractice, NewSession, Practice,
-    PracticeStatus, Role, StoreError,
+    Account, AccountTokenPurpose, NewAccount, NewAccountToken, NewPractice, NewSession,
+    OfferStatus, Practice, PracticeStatus, Role, StoreError,
 };
 use uuid::Uuid;
 
@@ -182,7 +182,11 @@ impl Services {
     }
 
     /// Account mails go through the outbox like every other mail (durable, retried).
-    async fn mail_account(&self, to: &str, content: MailContent) -> Result<(), ServiceError> {
+    pub(crate) async fn mail_account(
+        &self,
+        to: &str,
+        content: MailContent,
+    ) -> Result<(), ServiceError> {
         let mail = OutgoingMail {
             to: Email::from_trusted(to.to_owned()),
             message_id: self.links.message_id(Uuid::new_v4()),
@@ -787,6 +791,13 @@ impl Services {
                 "the practice has not verified its login address yet",
             ));
         }
+        let had_open_offers = ends_offers
+            && self
+                .store
+                .offers_of(id)
+                .await?
+                .iter()
+                .any(|offer| offer.status == OfferStatus::Open);
         self.store
             .set_practice_status(id, decision.status(), self.clock.now())
             .await?;
@@ -801,6 +812,7 @@ impl Services {
             },
             Decision::Suspend => AccountTemplate::Suspended {
                 practice: &practice.name,
+                had_open_offers,
             },
         };
         let lang = practice.language;

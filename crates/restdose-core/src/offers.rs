@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
 use restdose_domain::{BookingCode, RadiusKm};
-use restdose_mail::{BookingTemplate, OutgoingMail, render_booking};
+use restdose_mail::{
+    AccountTemplate, BookingTemplate, OutgoingMail, render_account, render_booking,
+};
 use restdose_store::{
     Booking, BookingStatus, CheckInOutcome, NewOffer, Offer, OfferCancellation, OfferStatus,
     OutboxRow,
@@ -404,6 +406,21 @@ impl Services {
             .await?
             .ok_or(ServiceError::Conflict("the offer is not open"))?;
         tracing::info!(offer = %offer_id, told, "offer closed by an operator");
+        // The practice learns it from us, not from a patient who was told.
+        if let Some(practice) = self.store.practice(offer.practice_id).await? {
+            let window = self.format_window(offer.starts_at, offer.ends_at);
+            let template = AccountTemplate::OfferClosedByAdmin {
+                practice: &practice.name,
+                vaccine: &offer.vaccine,
+                window: &window,
+                told,
+            };
+            self.mail_account(
+                &practice.email,
+                render_account(practice.language, &template),
+            )
+            .await?;
+        }
         Ok(told)
     }
 

@@ -76,6 +76,15 @@ pub enum AccountTemplate<'a> {
     },
     Suspended {
         practice: &'a str,
+        /// Whether it had open offers (they end with the suspension).
+        had_open_offers: bool,
+    },
+    /// An admin ended one of the practice's offers; `told` people who had booked were mailed.
+    OfferClosedByAdmin {
+        practice: &'a str,
+        vaccine: &'a str,
+        window: &'a str,
+        told: usize,
     },
     PasswordReset {
         reset_url: &'a str,
@@ -243,19 +252,67 @@ pub fn render_account(lang: Lang, template: &AccountTemplate<'_>) -> MailContent
             };
             compose(lang, subject, &[&body], None, &[], None)
         }
-        AccountTemplate::Suspended { practice } => {
+        AccountTemplate::Suspended {
+            practice,
+            had_open_offers,
+        } => {
             let (subject, body) = if de {
                 (
                     "Ihr Praxiskonto ist gesperrt",
                     format!(
-                        "Das Konto von {practice} wurde gesperrt; Sie können vorerst keine Dosen anbieten. Ihre offenen Angebote sind beendet; wer einen Termin gebucht hatte, ist per E-Mail benachrichtigt."
+                        "Das Konto von {practice} wurde gesperrt; Sie können vorerst keine Dosen anbieten.{}",
+                        if *had_open_offers {
+                            " Ihre offenen Angebote sind beendet; wer einen Termin gebucht hatte, ist per E-Mail benachrichtigt."
+                        } else {
+                            ""
+                        }
                     ),
                 )
             } else {
                 (
                     "Your practice account is suspended",
                     format!(
-                        "The account of {practice} is suspended; you cannot offer doses for now. Your open offers have ended; everyone who had booked an appointment has been told by e-mail."
+                        "The account of {practice} is suspended; you cannot offer doses for now.{}",
+                        if *had_open_offers {
+                            " Your open offers have ended; everyone who had booked an appointment has been told by e-mail."
+                        } else {
+                            ""
+                        }
+                    ),
+                )
+            };
+            compose(lang, subject, &[&body], None, &[], None)
+        }
+        AccountTemplate::OfferClosedByAdmin {
+            practice,
+            vaccine,
+            window,
+            told,
+        } => {
+            let (subject, body) = if de {
+                (
+                    "Ihr Angebot wurde beendet",
+                    format!(
+                        "Die Betreiber von restdose haben das Angebot von {practice} beendet: {vaccine}, {window}. Es nimmt keine Buchungen mehr an. {}Bei Fragen antworten Sie bitte auf diese Mail.",
+                        match told {
+                            0 => String::new(),
+                            1 => "Die eine Person, die gebucht hatte, ist per E-Mail benachrichtigt. ".to_owned(),
+                            n => format!("Die {n} Personen, die gebucht hatten, sind per E-Mail benachrichtigt. "),
+                        }
+                    ),
+                )
+            } else {
+                (
+                    "Your offer was ended",
+                    format!(
+                        "The operators of restdose ended the offer of {practice}: {vaccine}, {window}. It takes no more bookings. {}If you have questions, please reply to this mail.",
+                        match told {
+                            0 => String::new(),
+                            1 =>
+                                "The one person who had booked has been told by e-mail. ".to_owned(),
+                            n =>
+                                format!("The {n} people who had booked have been told by e-mail. "),
+                        }
                     ),
                 )
             };

@@ -274,6 +274,8 @@ async fn admin_approves_suspends_and_rejects_practices_and_each_is_told_by_mail(
         .pop()
         .unwrap();
     assert!(mail.subject().contains("gesperrt"), "{}", mail.subject());
+    // It had no offers, so the mail does not speak of ended ones.
+    assert!(!mail.text().contains("Angebote"), "{}", mail.text());
 
     // Reject another one.
     let before = app.smtp.count_for(&doubtful.email);
@@ -759,6 +761,18 @@ async fn an_admin_closes_a_single_offer_with_the_session_token_and_bookers_are_t
     assert_eq!(bookings[0].status, BookingStatus::Cancelled);
     let mail = app.smtp.wait_for(&person, before + 1).await.pop().unwrap();
     assert!(mail.subject().contains("Abgesagt"), "{}", mail.subject());
+    // The practice is told too, with how many people were.
+    let told = app
+        .smtp
+        .wait_for_matching(&practice.email, |m| {
+            m.subject().contains("Angebot wurde beendet")
+        })
+        .await;
+    assert!(
+        told.text().contains("Die eine Person, die gebucht hatte"),
+        "{}",
+        told.text()
+    );
     let (_, list) = admin.page("/admin?notice=offer_closed").await;
     assert!(list.contains("Das Angebot ist beendet"));
     assert!(!list.contains(&format!("id=\"offer-{closing}\"")));
