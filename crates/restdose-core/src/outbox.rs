@@ -1,9 +1,13 @@
 //! The durable mail outbox: a mail is stored (encrypted) in the same transaction as the state
 //! change that causes it, and a delivery worker sends it with retries and back-off.
 //!
-//! At-least-once: a row is deleted once the SMTP server accepted the mail. If the process dies
-//! in between, the lease runs out and the mail is sent again with the same Message-ID, so the
-//! receiver can recognise the duplicate.
+//! At-least-once: a row is deleted once the SMTP server accepted the mail. The rows of accepted
+//! mails are deleted in batches, one statement each (`MatcherStore::outbox_delivered_many`): at
+//! most `ACK_BATCH` at once, none waiting longer than `ACK_WAIT`, and whatever is left at the end
+//! of a delivery step, also one that failed midway. If the process dies before a mail's batch
+//! is deleted, the lease runs out and the mail is sent again with the same Message-ID, so the
+//! receiver can recognise the duplicate: a crash re-sends at most the mails of the unflushed
+//! batch (and those whose sending was under way).
 //!
 //! A mail that can never go out is dropped (row deleted, counted in
 //! `restdose_mail_dropped_total` by reason) instead of being retried forever:
@@ -22,6 +26,7 @@ use futures_util::StreamExt;
 use restdose_crypto::CryptoError;
 use restdose_mail::{MailError, OutgoingMail};
 use restdose_store::OutboxRow;
+use std::future::Future;
 use uuid::Uuid;
 
 use crate::{ServiceError, Services};
@@ -150,11 +155,98 @@ impl DeliveryPolicy {
     }
 }
 
+/// Accepted mails acknowledged (deleted) by one statement at most...
+const ACK_BATCH: usize = 100;
+/// ...and the longest an accepted mail waits for its batch (far below any sensible lease).
+const ACK_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// How one attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Attempt {
+    /// Accepted by the SMTP server; its row is still to be deleted (see `attempt_all`).
     Sent,
     Failed,
     Dropped,
+}
+
+/// Runs `attempt` on every row, `parallel` at a time, and acknowledges the sent mails through
+/// `ack` in batches (see the module documentation). Every row is attempted and every sent mail
+/// acknowledged even after an error; then the first error is returned.
+async fn attempt_all<A, AF, K, KF>(
+    rows: Vec<OutboxRow>,
+    parallel: usize,
+    attempt: A,
+    mut ack: K,
+) -> Result<DeliveryReport, ServiceError>
+where
+    A: Fn(OutboxRow) -> AF,
+    AF: Future<Output = Result<Attempt, ServiceError>>,
+    K: FnMut(Vec<Uuid>) -> KF,
+    KF: Future<Output = Result<(), ServiceError>>,
+{
+    let mut attempts = futures_util::stream::iter(rows)
+        .map(|row| {
+            let id = row.id;
+            let attempt = attempt(row);
+            async move { (id, attempt.await) }
+        })
+        .buffer_unordered(parallel.max(1));
+    let mut report = DeliveryReport::default();
+    let mut first_error: Option<ServiceError> = None;
+    let mut unacked: Vec<Uuid> = Vec::new();
+    // When the oldest of `unacked` was sent.
+    let mut oldest: Option<tokio::time::Instant> = None;
+    loop {
+        let next = match oldest {
+            None => attempts.next().await,
+            // `next` is cancel-safe: a timeout loses no attempt.
+            Some(since) => match tokio::time::timeout_at(since + ACK_WAIT, attempts.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    flush(&mut ack, &mut unacked, &mut first_error).await;
+                    oldest = None;
+                    continue;
+                }
+            },
+        };
+        let Some((id, result)) = next else { break };
+        match result {
+            Ok(Attempt::Sent) => {
+                report.sent += 1;
+                oldest.get_or_insert_with(tokio::time::Instant::now);
+                unacked.push(id);
+                if unacked.len() >= ACK_BATCH {
+                    flush(&mut ack, &mut unacked, &mut first_error).await;
+                    oldest = None;
+                }
+            }
+            Ok(Attempt::Failed) => report.failed += 1,
+            Ok(Attempt::Dropped) => report.dropped += 1,
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    flush(&mut ack, &mut unacked, &mut first_error).await;
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+/// Acknowledges `unacked` (if any) with one call; a failure is kept as the step's error (the
+/// mails then go again when their lease runs out).
+async fn flush<K, KF>(ack: &mut K, unacked: &mut Vec<Uuid>, first_error: &mut Option<ServiceError>)
+where
+    K: FnMut(Vec<Uuid>) -> KF,
+    KF: Future<Output = Result<(), ServiceError>>,
+{
+    if unacked.is_empty() {
+        return;
+    }
+    if let Err(e) = ack(std::mem::take(unacked)).await {
+        first_error.get_or_insert(e);
+    }
 }
 
 impl Services {
@@ -217,19 +309,16 @@ impl Services {
         if rows.is_empty() {
             return Ok(DeliveryReport::default());
         }
-        let results: Vec<Result<Attempt, ServiceError>> = futures_util::stream::iter(rows)
-            .map(|row| async move { self.deliver_one(row).await })
-            .buffer_unordered(policy.parallel.max(1))
-            .collect()
-            .await;
-        let mut report = DeliveryReport::default();
-        for result in results {
-            match result? {
-                Attempt::Sent => report.sent += 1,
-                Attempt::Failed => report.failed += 1,
-                Attempt::Dropped => report.dropped += 1,
-            }
-        }
+        let report = attempt_all(
+            rows,
+            policy.parallel,
+            |row| self.deliver_one(row),
+            |ids| async move {
+                self.store.outbox_delivered_many(&ids).await?;
+                Ok(())
+            },
+        )
+        .await?;
         tracing::info!(
             sent = report.sent,
             failed = report.failed,
@@ -239,6 +328,7 @@ impl Services {
         Ok(report)
     }
 
+    /// One attempt; a sent mail's row is left for `attempt_all` to delete.
     async fn deliver_one(&self, row: OutboxRow) -> Result<Attempt, ServiceError> {
         let outcome = match self.open_outbox_row(&row) {
             Ok(mail) => self
@@ -257,10 +347,7 @@ impl Services {
             }
         };
         let (kind, error) = match outcome {
-            Ok(()) => {
-                self.store.outbox_delivered(row.id).await?;
-                return Ok(Attempt::Sent);
-            }
+            Ok(()) => return Ok(Attempt::Sent),
             Err(failure) => failure,
         };
         crate::telemetry::mail_failed();
@@ -362,6 +449,139 @@ mod tests {
             ),
             AfterFailure::Drop(DropReason::Expired)
         );
+    }
+
+    /// Runs `attempt_all` with attempts that end as `outcome(index)` says, recording every
+    /// acknowledgement call.
+    async fn step(
+        rows: &[OutboxRow],
+        outcome: impl Fn(usize) -> Result<Attempt, ServiceError>,
+    ) -> (Result<DeliveryReport, ServiceError>, Vec<Vec<Uuid>>) {
+        let acks = std::sync::Mutex::new(Vec::new());
+        let index = |id: Uuid| rows.iter().position(|r| r.id == id).unwrap();
+        let result = attempt_all(
+            rows.to_vec(),
+            4,
+            |row| {
+                let result = outcome(index(row.id));
+                async move {
+                    tokio::task::yield_now().await;
+                    result
+                }
+            },
+            |ids| {
+                acks.lock().unwrap().push(ids);
+                async { Ok(()) }
+            },
+        )
+        .await;
+        (result, acks.into_inner().unwrap())
+    }
+
+    fn sorted(mut ids: Vec<Uuid>) -> Vec<Uuid> {
+        ids.sort();
+        ids
+    }
+
+    #[tokio::test]
+    async fn a_step_acknowledges_its_sent_mails_in_one_batch_and_never_the_failed_ones() {
+        let now = DateTime::from_timestamp(1_780_000_000, 0).unwrap();
+        let rows: Vec<OutboxRow> = (0..12).map(|_| row(now, 0)).collect();
+        let outcome = |i: usize| match i % 4 {
+            1 => Attempt::Failed,
+            2 if i < 8 => Attempt::Dropped,
+            _ => Attempt::Sent,
+        };
+        let (result, acks) = step(&rows, |i| Ok(outcome(i))).await;
+        assert_eq!(
+            result.unwrap(),
+            DeliveryReport {
+                sent: 7,
+                failed: 3,
+                dropped: 2
+            }
+        );
+        let sent: Vec<Uuid> = (0..rows.len())
+            .filter(|&i| outcome(i) == Attempt::Sent)
+            .map(|i| rows[i].id)
+            .collect();
+        assert_eq!(acks.len(), 1, "one batch: {acks:?}");
+        assert_eq!(sorted(acks[0].clone()), sorted(sent));
+
+        // Nothing sent: no call at all.
+        let (result, acks) = step(&rows, |_| Ok(Attempt::Failed)).await;
+        assert_eq!(result.unwrap().failed, 12);
+        assert!(acks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_step_that_fails_midway_still_acknowledges_every_sent_mail() {
+        let now = DateTime::from_timestamp(1_780_000_000, 0).unwrap();
+        let rows: Vec<OutboxRow> = (0..6).map(|_| row(now, 0)).collect();
+        let (result, acks) = step(&rows, |i| match i {
+            2 => Err(ServiceError::Internal("store gone".into())),
+            3 => Ok(Attempt::Failed),
+            _ => Ok(Attempt::Sent),
+        })
+        .await;
+        assert!(matches!(result, Err(ServiceError::Internal(_))));
+        assert_eq!(acks.len(), 1);
+        assert_eq!(
+            sorted(acks[0].clone()),
+            sorted(vec![rows[0].id, rows[1].id, rows[4].id, rows[5].id])
+        );
+    }
+
+    #[tokio::test]
+    async fn many_sent_mails_are_acknowledged_in_batches_of_ack_batch() {
+        let now = DateTime::from_timestamp(1_780_000_000, 0).unwrap();
+        let rows: Vec<OutboxRow> = (0..ACK_BATCH * 2 + 5).map(|_| row(now, 0)).collect();
+        let (result, acks) = step(&rows, |_| Ok(Attempt::Sent)).await;
+        assert_eq!(result.unwrap().sent as usize, rows.len());
+        assert_eq!(
+            acks.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![ACK_BATCH, ACK_BATCH, 5]
+        );
+        assert_eq!(
+            sorted(acks.concat()),
+            sorted(rows.iter().map(|r| r.id).collect())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sent_mail_waits_at_most_ack_wait_for_its_batch() {
+        let now = DateTime::from_timestamp(1_780_000_000, 0).unwrap();
+        let rows: Vec<OutboxRow> = (0..2).map(|_| row(now, 0)).collect();
+        let slow = rows[1].id;
+        let acks = std::sync::Mutex::new(Vec::new());
+        let start = tokio::time::Instant::now();
+        let report = attempt_all(
+            rows.clone(),
+            2,
+            |row| async move {
+                if row.id == slow {
+                    tokio::time::sleep(ACK_WAIT * 10).await;
+                }
+                Ok(Attempt::Sent)
+            },
+            |ids| {
+                acks.lock().unwrap().push((ids, start.elapsed()));
+                async { Ok(()) }
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.sent, 2);
+        let acks = acks.into_inner().unwrap();
+        // The quick mail is acknowledged on its own once it waited ACK_WAIT, long before the
+        // slow one is sent.
+        assert_eq!(acks.len(), 2, "{acks:?}");
+        assert_eq!(acks[0].0, vec![rows[0].id]);
+        assert!(
+            acks[0].1 >= ACK_WAIT && acks[0].1 < ACK_WAIT * 10,
+            "{acks:?}"
+        );
+        assert_eq!(acks[1].0, vec![slow]);
     }
 
     #[test]

@@ -16,9 +16,10 @@ use macro_rules_attribute::apply;
 use restdose_store::{
     Acceptance, AnswerCounts, BookingRecord, BookingStatus, Candidate, CandidateQuery,
     ClaimOutcome, ExpiredInvitation, Invitation, MatcherStore, NewClaim, NewRegistrant, NewToken,
-    NewWave, Offer, OfferCancellation, OfferProgress, OutboxRow, StoreError, StoreResult,
-    mails_for_holders,
+    NewWave, OUTBOX_ACK_CHUNK, Offer, OfferCancellation, OfferProgress, OutboxRow, StoreError,
+    StoreResult, mails_for_holders,
 };
+use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use crate::encode::{Ts, ts};
@@ -624,6 +625,21 @@ impl MatcherStore for SqlStore<Db> {
             .execute(&self.pool)
             .await
             .map_err(db_error)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(mails = ids.len()))]
+    async fn outbox_delivered_many(&self, ids: &[Uuid]) -> StoreResult<()> {
+        // One statement for both databases: the ids as bound parameters of an `IN` list.
+        for chunk in ids.chunks(OUTBOX_ACK_CHUNK) {
+            let mut query = QueryBuilder::<Db>::new("DELETE FROM outbox WHERE id IN (");
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            query.push(")");
+            query.build().execute(&self.pool).await.map_err(db_error)?;
+        }
         Ok(())
     }
 

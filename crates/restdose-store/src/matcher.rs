@@ -280,6 +280,10 @@ pub struct BookingRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// Most ids one statement of `MatcherStore::outbox_delivered_many` deletes (bound parameters
+/// stay far below either database's limit).
+pub const OUTBOX_ACK_CHUNK: usize = 500;
+
 #[async_trait]
 pub trait MatcherStore: Send + Sync {
     // --- waves -------------------------------------------------------------------------------
@@ -442,6 +446,11 @@ pub trait MatcherStore: Send + Sync {
 
     /// Sent: the row is deleted.
     async fn outbox_delivered(&self, id: Uuid) -> StoreResult<()>;
+
+    /// Sent, many at once: the rows with these ids are deleted, in one statement per
+    /// `OUTBOX_ACK_CHUNK` ids. Ids without a row (already deleted) are ignored; an empty list
+    /// does nothing.
+    async fn outbox_delivered_many(&self, ids: &[Uuid]) -> StoreResult<()>;
 
     /// Not sent: `attempts += 1`, next try at `next_attempt_at`, lease released, error kept
     /// (a short description without personal data).

@@ -1941,6 +1941,54 @@ pub async fn outbox_hands_out_due_mails_oldest_first_with_leases_and_backoff(
     assert_eq!(distinct, batch.iter().map(|m| m.id).collect::<HashSet<_>>());
 }
 
+/// `outbox_delivered_many` deletes exactly the rows it is given, ignores unknown ids (and ids
+/// given twice), does nothing for an empty list, and deletes lists longer than one statement's
+/// `OUTBOX_ACK_CHUNK` whole.
+pub async fn outbox_acknowledges_delivered_mails_in_batches(store: &dyn MatcherCaseStore) {
+    let t = t0();
+    let mails: Vec<OutboxRow> = (0..5).map(|i| mail(t + ms(i))).collect();
+    store.enqueue_mails(&mails).await.unwrap();
+    let stored = |rows: &[OutboxRow]| {
+        let rows = rows.to_vec();
+        async move {
+            let mut out = Vec::new();
+            for row in &rows {
+                out.push(is_stored(store, row).await);
+            }
+            out
+        }
+    };
+
+    store.outbox_delivered_many(&[]).await.unwrap();
+    assert_eq!(stored(&mails).await, vec![true; 5]);
+
+    store
+        .outbox_delivered_many(&[mails[0].id, Uuid::new_v4(), mails[3].id, mails[0].id])
+        .await
+        .unwrap();
+    assert_eq!(stored(&mails).await, vec![false, true, true, false, true]);
+    // Again, and only unknown ids: no error, nothing else deleted.
+    store
+        .outbox_delivered_many(&[mails[3].id, Uuid::new_v4()])
+        .await
+        .unwrap();
+    assert_eq!(stored(&mails).await, vec![false, true, true, false, true]);
+
+    // More ids than one statement takes.
+    let many: Vec<OutboxRow> = (0..crate::OUTBOX_ACK_CHUNK + 3)
+        .map(|i| mail(t + ms(10 + i64::try_from(i).unwrap())))
+        .collect();
+    store.enqueue_mails(&many).await.unwrap();
+    let mut ids: Vec<Uuid> = many.iter().map(|m| m.id).collect();
+    ids.push(mails[1].id);
+    store.outbox_delivered_many(&ids).await.unwrap();
+    assert_eq!(stored(&mails).await, vec![false, false, true, false, true]);
+    assert_eq!(
+        stored_of(store, &many.iter().collect::<Vec<_>>()).await,
+        vec![]
+    );
+}
+
 pub async fn sign_up_and_links_are_stored_with_their_mails(store: &dyn MatcherCaseStore) {
     let new = person(t0());
     let confirm = token(new.id, TokenPurpose::Confirm, t0(), Duration::hours(48));
