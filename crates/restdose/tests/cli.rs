@@ -71,7 +71,12 @@ impl Drop for Running {
 }
 
 fn start(dir: &Path, port: u16) -> Running {
-    let child = restdose(dir)
+    start_command(restdose(dir), port)
+}
+
+/// Runs `command` (a `restdose` invocation) listening on `port`, once it accepts connections.
+fn start_command(mut command: Command, port: u16) -> Running {
+    let child = command
         .env("RESTDOSE_LISTEN", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -375,21 +380,7 @@ fn mode(path: &Path) -> u32 {
 fn under_umask_022_the_data_directory_database_keys_and_mails_are_private() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let child = restdose_under_umask_022(dir.path())
-        .env("RESTDOSE_LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "restdose did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _server = start_command(restdose_under_umask_022(dir.path()), port);
     assert_eq!(
         mode(&dir.path().join("umask-control")),
         0o644,
